@@ -1,0 +1,15 @@
+"""The clock the retry layer reads and sleeps on.
+
+Kept as module attributes so `reflow.testing.instant()` can swap in a virtual clock for every
+Retriable at once, including ones decorated before the swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+monotonic: Callable[[], float] = time.monotonic
+sleep: Callable[[float], None] = time.sleep
+async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -1,0 +1,15 @@
+"""Exceptions the retry layer defines for its users."""
+
+from __future__ import annotations
+
+
+class StopRetrying(Exception):
+    """Raise from a hook to make the current attempt the last one.
+
+    From `on_failure` or `before_wait` retrying ends at once and the attempt's exception is
+    raised; from `before_attempt` or `after_wait` the coming attempt runs as the last one.
+    """
+
+
+class AttemptTimeout(TimeoutError):
+    """An attempt ran past its per-attempt `timeout`; it counts as a failed attempt."""

@@ -1,0 +1,231 @@
+"""The retry loop as one state machine, shared by sync and async callers.
+
+`plan()` is a generator that decides and never performs: it yields steps (run an attempt, call
+hooks, sleep) and is sent their outcomes. `drive_sync` and `drive_async` perform the steps, and
+`attempting()` performs them around the user's own block. One decision procedure, three drivers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Final
+
+from reflow.retry import _clock
+from reflow.retry.hooks import call_hooks_async, call_hooks_sync
+from reflow.retry.policy import Policy
+from reflow.retry.state import AttemptState, Phase
+
+logger = logging.getLogger("reflow.retry")
+
+
+class Run:
+    """Step: run attempt `number`, bounded by `timeout` seconds when set."""
+
+    __slots__ = ("number", "timeout")
+
+    def __init__(self, number: int, timeout: float | None) -> None:
+        self.number = number
+        self.timeout = timeout
+
+
+class CallHooks:
+    """Step: call `hooks` with `state`; send back whether one raised StopRetrying."""
+
+    __slots__ = ("hooks", "state")
+
+    def __init__(self, hooks: tuple[Callable[[AttemptState], object], ...], state: AttemptState):
+        self.hooks = hooks
+        self.state = state
+
+
+class Sleep:
+    """Step: wait `seconds` (never zero: a zero wait is not a step)."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+Step = Run | CallHooks | Sleep
+Outcome = tuple[BaseException | None, Any]
+"""An attempt's outcome: (exception, None) or (None, result)."""
+Plan = Generator[Step, Any, Outcome]
+
+NOT_STARTED: Final[Outcome] = (None, None)
+
+
+def plan(
+    policy: Policy,
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    start: float,
+    first: Outcome | None = None,
+) -> Plan:
+    """Decide a retried call's steps; `first` is the outcome of an attempt already made."""
+    hooks = policy.hooks
+    until = policy.until
+    deadline = policy.deadline
+    attempt = 0
+    last = False  # a hook asked for this attempt to be the last
+    if policy.budget is not None and first is None:
+        policy.budget.record_call()
+    while True:
+        attempt += 1
+        if first is not None:
+            exc, result = first
+            first = None
+        else:
+            if hooks["before_attempt"]:
+                state = AttemptState(
+                    attempt, Phase.BEFORE_ATTEMPT, _clock.monotonic() - start,
+                    name=name, args=args, kwargs=kwargs,
+                )  # fmt: skip
+                last = (yield CallHooks(hooks["before_attempt"], state)) or last
+            timeout = policy.timeout
+            if timeout is not None and deadline is not None:
+                timeout = max(min(timeout, deadline - (_clock.monotonic() - start)), 1e-3)
+            exc, result = yield Run(attempt, timeout)
+        state = AttemptState(
+            attempt, Phase.SUCCESS, _clock.monotonic() - start, exc, result,
+            name=name, args=args, kwargs=kwargs,
+        )  # fmt: skip
+        if exc is None and (not policy.checks_results or until(state)):
+            if hooks["on_success"]:
+                yield CallHooks(hooks["on_success"], state)
+            return state.exception, state.result
+        state = _with_phase(state, Phase.FAILURE)
+        if hooks["on_failure"]:
+            last = (yield CallHooks(hooks["on_failure"], state)) or last
+        reason = _stop_reason(policy, state, last)
+        wait = 0.0
+        if reason is None:
+            wait = policy.wait(state)
+            if deadline is not None and state.elapsed + wait > deadline:
+                reason = f"the next wait of {wait:g} s would pass the {deadline:g} s deadline"
+            elif policy.budget is not None and not policy.budget.try_spend():
+                reason = "the retry budget is spent"
+        if reason is None:
+            state = _with_phase(state, Phase.BEFORE_WAIT, wait)
+            if hooks["before_wait"] and (yield CallHooks(hooks["before_wait"], state)):
+                reason = "a before_wait hook raised StopRetrying"
+        if reason is not None:
+            return (yield from _give_up(policy, state, reason))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "reflow: retrying %s in %.3g s after attempt %d failed: %r",
+                name, wait, attempt, exc if exc is not None else result,
+            )  # fmt: skip
+        if wait > 0:
+            yield Sleep(wait)
+        if hooks["after_wait"]:
+            state = _with_phase(state, Phase.AFTER_WAIT, wait)
+            last = (yield CallHooks(hooks["after_wait"], state)) or last
+
+
+def _with_phase(state: AttemptState, phase: Phase, wait: float = 0.0) -> AttemptState:
+    return AttemptState(
+        state.attempt, phase, state.elapsed, state.exception, state.result, wait,
+        state.name, state.args, state.kwargs,
+    )  # fmt: skip
+
+
+def _stop_reason(policy: Policy, state: AttemptState, last: bool) -> str | None:
+    if last:
+        return "a hook raised StopRetrying"
+    if policy.until(state):
+        return ""
+    return None
+
+
+def _give_up(policy: Policy, state: AttemptState, reason: str) -> Plan:
+    state = _with_phase(state, Phase.GIVEUP)
+    if policy.hooks["on_giveup"]:
+        yield CallHooks(policy.hooks["on_giveup"], state)
+    exc = state.exception
+    if exc is not None:
+        plural = "s" if state.attempt != 1 else ""
+        note = f"reflow: gave up after {state.attempt} attempt{plural} in {state.elapsed:.2f} s"
+        exc.add_note(f"{note} ({reason})" if reason else note)
+    return exc, state.result
+
+
+def drive_sync(
+    steps: Plan, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Perform a plan's steps in this thread; return the result or raise the final exception."""
+    try:
+        step = next(steps)
+        while True:
+            if type(step) is Run:
+                try:
+                    if step.timeout is None:
+                        outcome: Outcome = (None, fn(*args, **kwargs))
+                    else:
+                        from reflow.retry.timeouts import call_with_timeout
+
+                        outcome = (None, call_with_timeout(fn, args, kwargs, step.timeout))
+                except Exception as exc:
+                    outcome = (exc, None)
+                step = steps.send(outcome)
+            elif type(step) is CallHooks:
+                step = steps.send(call_hooks_sync(step.hooks, step.state))
+            else:
+                _clock.sleep(step.seconds)  # type: ignore[union-attr]
+                step = steps.send(None)
+    except StopIteration as done:
+        final: Outcome = done.value
+    # Raised outside the handler so the user's exception gets no StopIteration context.
+    if final[0] is not None:
+        raise final[0]
+    return final[1]
+
+
+async def drive_async(
+    steps: Plan, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Perform a plan's steps on the running event loop; return the result or raise."""
+    try:
+        step = next(steps)
+        while True:
+            if type(step) is Run:
+                try:
+                    if step.timeout is None:
+                        outcome: Outcome = (None, await fn(*args, **kwargs))
+                    else:
+                        outcome = (
+                            None,
+                            await await_with_timeout(fn(*args, **kwargs), step.timeout),
+                        )
+                except Exception as exc:
+                    outcome = (exc, None)
+                step = steps.send(outcome)
+            elif type(step) is CallHooks:
+                step = steps.send(await call_hooks_async(step.hooks, step.state))
+            else:
+                await _clock.async_sleep(step.seconds)  # type: ignore[union-attr]
+                step = steps.send(None)
+    except StopIteration as done:
+        final: Outcome = done.value
+    # Raised outside the handler so the user's exception gets no StopIteration context.
+    if final[0] is not None:
+        raise final[0]
+    return final[1]
+
+
+async def await_with_timeout(awaitable: Awaitable[Any], seconds: float) -> Any:
+    """Await `awaitable`, cancelling it and raising `AttemptTimeout` after `seconds`."""
+    import asyncio
+
+    from reflow.retry.errors import AttemptTimeout
+
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            return await awaitable
+    except TimeoutError:
+        if scope.expired():
+            raise AttemptTimeout(f"attempt timed out after {seconds:g} s") from None
+        raise
