@@ -11,16 +11,18 @@ decisions are those of `@retry` (the same plan), so hooks, waits and notes behav
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from reflow.retry import _clock
 from reflow.retry.hooks import call_hooks_async, call_hooks_sync
 from reflow.retry.plan import CallHooks, Outcome, Plan, Run, Sleep, plan
 from reflow.retry.policy import PolicyOptions, make_policy
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class _Loop:
@@ -108,6 +110,8 @@ class Attempt:
 
     async def __aenter__(self) -> Attempt:
         if self._timeout is not None:
+            import asyncio
+
             self._scope = asyncio.timeout(self._timeout)
             await self._scope.__aenter__()
         return self

@@ -6,7 +6,6 @@ and the call goes on as if the hook had returned.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import threading
@@ -52,6 +51,7 @@ def _log_hook_error(hook: Hook, state: AttemptState) -> None:
 
 def _run_awaitable(awaitable: Awaitable[object]) -> None:
     """Run an async hook's awaitable to completion from sync code."""
+    import asyncio
 
     async def wrapper() -> object:
         return await awaitable
