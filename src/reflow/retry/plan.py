@@ -88,15 +88,22 @@ def plan(
             if timeout is not None and deadline is not None:
                 timeout = max(min(timeout, deadline - (_clock.monotonic() - start)), 1e-3)
             exc, result = yield Run(attempt, timeout)
-        state = AttemptState(
-            attempt, Phase.SUCCESS, _clock.monotonic() - start, exc, result,
-            name=name, args=args, kwargs=kwargs,
-        )  # fmt: skip
-        if exc is None and (not policy.checks_results or until(state)):
-            if hooks["on_success"]:
-                yield CallHooks(hooks["on_success"], state)
-            return state.exception, state.result
-        state = _with_phase(state, Phase.FAILURE)
+            if exc is None and not policy.checks_results and not hooks["on_success"]:
+                return None, result  # nobody looks at a success: build no state for it
+        elapsed = _clock.monotonic() - start
+        if exc is None:
+            state = AttemptState(
+                attempt, Phase.SUCCESS, elapsed, None, result, name=name, args=args, kwargs=kwargs
+            )  # fmt: skip
+            if not policy.checks_results or until(state):
+                if hooks["on_success"]:
+                    yield CallHooks(hooks["on_success"], state)
+                return None, result
+            state = _with_phase(state, Phase.FAILURE)
+        else:
+            state = AttemptState(
+                attempt, Phase.FAILURE, elapsed, exc, None, name=name, args=args, kwargs=kwargs
+            )  # fmt: skip
         if hooks["on_failure"]:
             last = (yield CallHooks(hooks["on_failure"], state)) or last
         reason = _stop_reason(policy, state, last)
@@ -107,7 +114,7 @@ def plan(
                 reason = f"the next wait of {wait:g} s would pass the {deadline:g} s deadline"
             elif policy.budget is not None and not policy.budget.try_spend():
                 reason = "the retry budget is spent"
-        if reason is None:
+        if reason is None and (hooks["before_wait"] or hooks["after_wait"]):
             state = _with_phase(state, Phase.BEFORE_WAIT, wait)
             if hooks["before_wait"] and (yield CallHooks(hooks["before_wait"], state)):
                 reason = "a before_wait hook raised StopRetrying"

@@ -53,6 +53,7 @@ class Retriable(Generic[P, R]):
             except Exception as exc:
                 first = exc
             steps = plan(policy, self.__qualname__, args, kwargs, start, (first, None))
+            del first  # the traceback holds this frame: do not leave a reference cycle
         else:
             steps = plan(policy, self.__qualname__, args, kwargs, start)
         result: R = drive_sync(steps, self._fn, args, kwargs)
@@ -127,6 +128,7 @@ class _AsyncRetriable(Retriable[P, R]):
             except Exception as exc:
                 first = exc
             steps = plan(policy, self.__qualname__, args, kwargs, start, (first, None))
+            del first  # the traceback holds this frame: do not leave a reference cycle
         else:
             steps = plan(policy, self.__qualname__, args, kwargs, start)
         return await drive_async(steps, fn, args, kwargs)
@@ -140,7 +142,8 @@ def _make(fn: Callable[P, R], policy: Policy) -> Retriable[P, R]:
             f"retry() cannot retry the generator function {fn.__qualname__}: calling it only "
             "creates the generator, so nothing could fail; retry the code that consumes it"
         )
-    if inspect.iscoroutinefunction(fn):
+    # A Retriable of an async function is not a coroutine function to inspect on Python 3.11.
+    if inspect.iscoroutinefunction(fn) or isinstance(fn, _AsyncRetriable):
         return _AsyncRetriable(fn, policy)  # type: ignore[arg-type]
     return Retriable(fn, policy)
 
