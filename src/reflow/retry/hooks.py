@@ -31,7 +31,12 @@ def check_hooks(value: Hook | Iterable[Hook] | None, argument: str) -> tuple[Hoo
     """Return hooks as a tuple, raising at decoration time on anything not callable."""
     if value is None:
         return ()
-    hooks = (value,) if callable(value) else tuple(value)
+    try:
+        hooks = (value,) if callable(value) else tuple(value)
+    except TypeError:
+        raise TypeError(
+            f"{argument} takes a function (AttemptState) -> None or a list of them, got {value!r}"
+        ) from None
     for hook in hooks:
         if not callable(hook):
             raise TypeError(f"{argument} takes functions (AttemptState) -> None, got {hook!r}")

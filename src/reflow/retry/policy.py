@@ -12,6 +12,7 @@ from reflow.retry.conditions import (
     AttemptsExhausted,
     Condition,
     ExceptionMatches,
+    NoException,
     ResultMatches,
     TimeElapsed,
     as_condition,
@@ -96,9 +97,11 @@ def _condition(
             types = check_exception_types(on, "on")
             if timeout is not None and not any(issubclass(AttemptTimeout, t) for t in types):
                 types = (*types, AttemptTimeout)  # a timed-out attempt is retried like the rest
-            parts.append(~ExceptionMatches(types))
+            # "stop on an exception that is not one of these"; a returned value is no such
+            # exception, so a ResultMatches condition still decides on it (polling).
+            parts.append(~(NoException() | ExceptionMatches(types)))
         elif callable(on):
-            parts.append(~ExceptionMatches(on))
+            parts.append(~(NoException() | ExceptionMatches(on)))
         else:
             raise TypeError(
                 f"on takes exception classes or a predicate (exception) -> bool, got {on!r}"
