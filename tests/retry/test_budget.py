@@ -89,12 +89,14 @@ def test_budget_repr_shows_its_settings() -> None:
 
 
 BAD_BUDGETS: list[tuple[dict[str, Any], type[Exception], str]] = [
-    ({"ratio": -0.1}, ValueError, "ratio must be a fraction"),
-    ({"ratio": "0.1"}, ValueError, "ratio must be a fraction"),
+    ({"ratio": -0.1}, ValueError, "ratio must be 0 or more"),
+    ({"ratio": "0.1"}, TypeError, "ratio must be a number"),
+    ({"ratio": float("inf")}, ValueError, "ratio must be 0 or more and finite"),
     ({"min_per_second": -1}, ValueError, "min_per_second must be 0 or more"),
     ({"min_per_second": "10"}, TypeError, "min_per_second must be a number"),
-    ({"window": 0.5}, ValueError, "window must be at least 1 second"),
-    ({"window": True}, ValueError, "window must be at least 1 second"),
+    ({"window": 0}, ValueError, "window must be at least 1 second"),
+    ({"window": 0.5}, TypeError, "window must be a whole number of seconds"),
+    ({"window": True}, TypeError, "window must be a whole number of seconds"),
 ]
 
 

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
 
 from reflow.retry import _clock
+from reflow.retry.errors import attempt_timeout
 from reflow.retry.hooks import call_hooks_async, call_hooks_sync
 from reflow.retry.plan import CallHooks, Outcome, Plan, Run, Sleep, plan
 from reflow.retry.policy import PolicyOptions, make_policy
@@ -100,10 +101,13 @@ class Attempt:
         if self._armed is not None:
             from reflow.retry import timeouts
 
-            fired = timeouts.disarm(self._armed)
-            if isinstance(exc, timeouts.Interrupt) or (fired and exc is None):
-                failure = timeouts.timed_out(self._timeout or 0.0, exc)
-        if self._passes_through(failure):
+            try:
+                timeouts.disarm(self._armed)
+            except timeouts.Interrupt as late:  # delivered just as the block ended
+                exc = exc if exc is not None else late
+            if self._armed.fired and (exc is None or isinstance(exc, timeouts.Interrupt)):
+                failure = attempt_timeout(self._timeout or 0.0, exc)
+        if self._passes_through(failure):  # an outer timeout's Interrupt passes too
             return False
         self._loop.pump_sync((failure, None))
         return self._settle(exc)
@@ -124,9 +128,7 @@ class Attempt:
             with contextlib.suppress(TimeoutError):  # replaced below by a described one
                 await self._scope.__aexit__(et, exc, tb)
             if self._scope.expired():
-                from reflow.retry.timeouts import timed_out
-
-                failure = timed_out(self._timeout or 0.0, exc)
+                failure = attempt_timeout(self._timeout or 0.0, exc)
         if self._passes_through(failure):
             return False
         await self._loop.pump_async((failure, None))

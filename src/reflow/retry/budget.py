@@ -18,20 +18,19 @@ class RetryBudget:
 
     __slots__ = ("_buckets", "_lock", "min_per_second", "ratio", "window")
 
-    def __init__(
-        self, ratio: float = 0.1, min_per_second: float = 10.0, window: float = 10.0
-    ) -> None:
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio < 0:
-            raise ValueError(f"ratio must be a fraction of calls of 0 or more, got {ratio!r}")
-        if isinstance(min_per_second, bool) or not isinstance(min_per_second, int | float):
-            raise TypeError(f"min_per_second must be a number, got {min_per_second!r}")
-        if min_per_second < 0:
-            raise ValueError(f"min_per_second must be 0 or more, got {min_per_second!r}")
-        if isinstance(window, bool) or not isinstance(window, int | float) or window < 1:
+    def __init__(self, ratio: float = 0.1, min_per_second: float = 10.0, window: int = 10) -> None:
+        for name, value in (("ratio", ratio), ("min_per_second", min_per_second)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number, got {value!r}")
+            if not 0 <= value < float("inf"):
+                raise ValueError(f"{name} must be 0 or more and finite, got {value!r}")
+        if isinstance(window, bool) or not isinstance(window, int):
+            raise TypeError(f"window must be a whole number of seconds, got {window!r}")
+        if window < 1:
             raise ValueError(f"window must be at least 1 second, got {window!r}")
         self.ratio = float(ratio)
         self.min_per_second = float(min_per_second)
-        self.window = float(window)
+        self.window = window
         # second -> [calls, retries]; pruned to the window on every update.
         self._buckets: dict[int, list[int]] = {}
         self._lock = threading.Lock()
@@ -41,7 +40,7 @@ class RetryBudget:
         buckets = self._buckets
         bucket = buckets.get(now)
         if bucket is None:
-            oldest = now - int(self.window) + 1
+            oldest = now - self.window + 1
             for second in [s for s in buckets if s < oldest]:
                 del buckets[second]
             bucket = buckets[now] = [0, 0]
@@ -66,5 +65,5 @@ class RetryBudget:
     def __repr__(self) -> str:
         return (
             f"RetryBudget(ratio={self.ratio:g}, min_per_second={self.min_per_second:g}, "
-            f"window={self.window:g})"
+            f"window={self.window})"
         )

@@ -13,3 +13,11 @@ class StopRetrying(Exception):
 
 class AttemptTimeout(TimeoutError):
     """An attempt ran past its per-attempt `timeout`; it counts as a failed attempt."""
+
+
+def attempt_timeout(seconds: float, interrupted: BaseException | None = None) -> AttemptTimeout:
+    """The AttemptTimeout of an attempt, keeping the traceback of where it was interrupted."""
+    exc = AttemptTimeout(f"attempt timed out after {seconds:.3g} s")
+    if interrupted is not None:
+        exc = exc.with_traceback(interrupted.__traceback__)
+    return exc

@@ -31,6 +31,8 @@ def check_hooks(value: Hook | Iterable[Hook] | None, argument: str) -> tuple[Hoo
     """Return hooks as a tuple, raising at decoration time on anything not callable."""
     if value is None:
         return ()
+    if isinstance(value, str | bytes):
+        raise TypeError(f"{argument} takes functions (AttemptState) -> None, got {value!r}")
     try:
         hooks = (value,) if callable(value) else tuple(value)
     except TypeError:

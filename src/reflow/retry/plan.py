@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from reflow.retry import _clock
+from reflow.retry.errors import attempt_timeout
 from reflow.retry.hooks import call_hooks_async, call_hooks_sync
 from reflow.retry.policy import Policy
 from reflow.retry.state import AttemptState, Phase
@@ -95,11 +96,11 @@ def plan(
             state = AttemptState(
                 attempt, Phase.SUCCESS, elapsed, None, result, name=name, args=args, kwargs=kwargs
             )  # fmt: skip
-            if not policy.checks_results or until(state):
+            if not policy.checks_results or _accepts(until, state):
                 if hooks["on_success"]:
                     yield CallHooks(hooks["on_success"], state)
                 return None, result
-            state = _with_phase(state, Phase.FAILURE)
+            state = _with_phase(state, Phase.FAILURE)  # a rejected result: a failed attempt
         else:
             state = AttemptState(
                 attempt, Phase.FAILURE, elapsed, exc, None, name=name, args=args, kwargs=kwargs
@@ -109,7 +110,7 @@ def plan(
         reason = _stop_reason(policy, state, last)
         wait = 0.0
         if reason is None:
-            wait = policy.wait(state)
+            wait = _ask(policy.wait, state, "wait strategy")
             if deadline is not None and state.elapsed + wait > deadline:
                 reason = f"the next wait of {wait:g} s would pass the {deadline:g} s deadline"
             elif policy.budget is not None and not policy.budget.try_spend():
@@ -128,21 +129,50 @@ def plan(
         if wait > 0:
             yield Sleep(wait)
         if hooks["after_wait"]:
-            state = _with_phase(state, Phase.AFTER_WAIT, wait)
+            state = _with_phase(state, Phase.AFTER_WAIT, wait, _clock.monotonic() - start)
             last = (yield CallHooks(hooks["after_wait"], state)) or last
 
 
-def _with_phase(state: AttemptState, phase: Phase, wait: float = 0.0) -> AttemptState:
+def _with_phase(
+    state: AttemptState, phase: Phase, wait: float = 0.0, elapsed: float | None = None
+) -> AttemptState:
     return AttemptState(
-        state.attempt, phase, state.elapsed, state.exception, state.result, wait,
-        state.name, state.args, state.kwargs,
+        state.attempt, phase, state.elapsed if elapsed is None else elapsed, state.exception,
+        state.result, wait, state.name, state.args, state.kwargs,
     )  # fmt: skip
+
+
+T = TypeVar("T")
+
+
+def _ask(decide: Callable[[AttemptState], T], state: AttemptState, what: str) -> T:
+    """Run a user's condition or wait; if it raises, the attempt's own error stays attached."""
+    try:
+        return decide(state)
+    except Exception as error:
+        error.add_note(
+            f"reflow: raised by the {what} {decide!r} after attempt {state.attempt} of "
+            f"{state.name} {'failed' if state.failed else 'returned'}"
+        )
+        if state.exception is not None:
+            raise error from state.exception
+        raise
+
+
+def _accepts(until: Callable[[AttemptState], bool], state: AttemptState) -> bool:
+    """Whether `until` stops on this result itself, whatever the attempts and time spent.
+
+    Evaluated as if nothing had been spent yet, so `AttemptsExhausted(5) | ResultMatches(ok)`
+    accepts only results that are `ok`, and running out of attempts is a give-up, not a success.
+    """
+    fresh = AttemptState(0, state.phase, 0.0, None, state.result, 0.0, state.name, state.args)
+    return bool(_ask(until, fresh, "stop condition"))
 
 
 def _stop_reason(policy: Policy, state: AttemptState, last: bool) -> str | None:
     if last:
         return "a hook raised StopRetrying"
-    if policy.until(state):
+    if _ask(policy.until, state, "stop condition"):
         return ""
     return None
 
@@ -152,9 +182,18 @@ def _give_up(policy: Policy, state: AttemptState, reason: str) -> Plan:
     if policy.hooks["on_giveup"]:
         yield CallHooks(policy.hooks["on_giveup"], state)
     exc = state.exception
-    if exc is not None:
-        plural = "s" if state.attempt != 1 else ""
-        note = f"reflow: gave up after {state.attempt} attempt{plural} in {state.elapsed:.2f} s"
+    plural = "s" if state.attempt != 1 else ""
+    summary = f"after {state.attempt} attempt{plural} in {state.elapsed:.2f} s"
+    if exc is None:
+        # Polling ran out: the last result is returned, and said out loud.
+        logger.warning(
+            "reflow: gave up polling %s %s%s; returning the last result %r",
+            state.name, summary, f" ({reason})" if reason else "", state.result,
+        )  # fmt: skip
+    elif reason == "" and state.attempt == 1:
+        exc.add_note(f"reflow: not retried: the stop condition {policy.until!r} holds")
+    else:
+        note = f"reflow: gave up {summary}"
         exc.add_note(f"{note} ({reason})" if reason else note)
     return exc, state.result
 
@@ -226,13 +265,14 @@ async def await_with_timeout(awaitable: Awaitable[Any], seconds: float) -> Any:
     """Await `awaitable`, cancelling it and raising `AttemptTimeout` after `seconds`."""
     import asyncio
 
-    from reflow.retry.errors import AttemptTimeout
-
     scope = asyncio.timeout(seconds)
     try:
         async with scope:
-            return await awaitable
-    except TimeoutError:
+            result = await awaitable
+    except TimeoutError as exc:
         if scope.expired():
-            raise AttemptTimeout(f"attempt timed out after {seconds:g} s") from None
+            raise attempt_timeout(seconds, exc) from None
         raise
+    if scope.expired():  # the attempt caught its cancellation: its time was up all the same
+        raise attempt_timeout(seconds)
+    return result

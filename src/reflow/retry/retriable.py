@@ -117,6 +117,10 @@ class _AsyncRetriable(Retriable[P, R]):
         marker = getattr(inspect, "_is_coroutine_mark", None)
         if marker is not None:  # Python 3.12+: inspect.iscoroutinefunction(retriable) is True
             self._is_coroutine_marker = marker
+        else:  # Python 3.11: asyncio.iscoroutinefunction(retriable) is True
+            import asyncio.coroutines
+
+            self._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:  # type: ignore[override]
         policy = self._policy

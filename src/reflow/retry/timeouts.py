@@ -5,6 +5,11 @@ inside the attempt's thread with `PyThreadState_SetAsyncExc`. CPython delivers s
 between bytecodes, so a Python loop is interrupted promptly while a blocking C call (`time.sleep`,
 a socket read, a lock wait) is interrupted only when it returns. Arming and disarming share a lock
 with the watchdog, so an interrupt never lands after its attempt is over.
+
+The interrupt is a `BaseException`: a retry loop nested inside the attempt never catches and
+retries it, and a function's `except Exception` does not swallow it. Only the call that armed it
+turns it into the `AttemptTimeout` users see. An attempt that finishes as its interrupt arrives
+counts as timed out: its time was up.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from reflow.retry.errors import AttemptTimeout
+from reflow.retry.errors import attempt_timeout
 
 T = TypeVar("T")
 
@@ -25,8 +30,8 @@ _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 
 
-class Interrupt(AttemptTimeout):
-    """What the watchdog raises inside the thread; replaced by a described AttemptTimeout."""
+class Interrupt(BaseException):
+    """What the watchdog raises inside the thread; its owner replaces it by an AttemptTimeout."""
 
 
 class _Armed:
@@ -90,28 +95,21 @@ arm = _watchdog.arm
 disarm = _watchdog.disarm
 
 
-def timed_out(seconds: float, interrupt: BaseException | None = None) -> AttemptTimeout:
-    """The exception a timed-out attempt raises, keeping where the interrupt landed."""
-    exc = AttemptTimeout(f"attempt timed out after {seconds:g} s")
-    if interrupt is not None:
-        exc = exc.with_traceback(interrupt.__traceback__)
-    return exc
-
-
 def call_with_timeout(
     fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], seconds: float
 ) -> T:
     """Call `fn(*args, **kwargs)`; raise `AttemptTimeout` if it runs past `seconds`."""
     armed = arm(seconds)
+    fired = False
     try:
-        result = fn(*args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            fired = disarm(armed)
     except Interrupt as exc:
-        disarm(armed)
-        raise timed_out(seconds, exc) from None
-    except BaseException:
-        disarm(armed)
+        if armed.fired:  # ours (also when it landed in the `finally`); else an outer one's
+            raise attempt_timeout(seconds, exc) from None
         raise
-    if disarm(armed):
-        # The function swallowed the interrupt (a bare `except Exception`) or finished as it came.
-        raise timed_out(seconds)
+    if fired:  # swallowed by a bare `except:`, or delivered as the function returned
+        raise attempt_timeout(seconds)
     return result
