@@ -97,6 +97,12 @@ BAD_BUDGETS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"window": 0}, ValueError, "window must be at least 1 second"),
     ({"window": 0.5}, TypeError, "window must be a whole number of seconds"),
     ({"window": True}, TypeError, "window must be a whole number of seconds"),
+    ({"window": 10.0}, TypeError, "window must be a whole number of seconds"),
+    ({"window": -5}, ValueError, "window must be at least 1 second"),
+    ({"ratio": True}, TypeError, "ratio must be a number"),
+    ({"ratio": float("nan")}, ValueError, "ratio must be 0 or more and finite"),
+    ({"min_per_second": None}, TypeError, "min_per_second must be a number"),
+    ({"min_per_second": float("inf")}, ValueError, "min_per_second must be 0 or more and finite"),
 ]
 
 
@@ -110,3 +116,10 @@ def test_bad_retry_budget_arguments_raise(
 ) -> None:
     with pytest.raises(error, match=message):
         RetryBudget(**args)
+
+
+def test_budget_window_is_kept_as_whole_seconds() -> None:
+    budget = RetryBudget(window=30)
+    assert budget.window == 30
+    assert type(budget.window) is int
+    assert RetryBudget(ratio=1, min_per_second=0.5).min_per_second == 0.5  # numbers may be floats

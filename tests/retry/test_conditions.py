@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from reflow.retry import (
     TimeElapsed,
 )
 from reflow.testing import VirtualClock
-from tests.retry._support import Flavor, Script
+from tests.retry._support import Flavor, Recorder, Script
 
 
 def state(
@@ -298,3 +299,163 @@ def test_bad_results_are_reported_to_on_failure(reflow_clock: VirtualClock) -> N
 
     assert poll() == "ready"
     assert seen == ["pending"]
+
+
+def _events(recorder: Recorder) -> list[tuple[str, int, object]]:
+    return [(s.phase.value, s.attempt, s.result) for s in recorder.states]
+
+
+def test_polling_that_runs_out_is_a_give_up(
+    flavor: Flavor, reflow_clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    script = Script("pending", "running")
+    poll = retry(
+        until=UNTIL_READY, attempts=3, wait=1,
+        on_success=recorder, on_failure=recorder, on_giveup=recorder,
+    )(flavor.function(script))  # fmt: skip
+
+    with caplog.at_level(logging.WARNING, logger="reflow.retry"):
+        assert flavor.call(poll) == "running"  # the last result, returned, not raised
+    assert script.calls == 3
+    assert _events(recorder) == [
+        ("on_failure", 1, "pending"),
+        ("on_failure", 2, "running"),
+        ("on_failure", 3, "running"),  # the last rejected result too
+        ("on_giveup", 3, "running"),  # once; on_success never fires
+    ]
+    (record,) = [r for r in caplog.records if r.name == "reflow.retry"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        f"reflow: gave up polling {poll.__qualname__} after 3 attempts in 2.00 s; "
+        "returning the last result 'running'"
+    )
+
+
+def test_accepted_result_is_a_success_without_a_warning(
+    flavor: Flavor, reflow_clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    script = Script("pending", "ready")
+    poll = retry(until=UNTIL_READY, wait=1, on_success=recorder, on_giveup=recorder)(
+        flavor.function(script)
+    )
+
+    with caplog.at_level(logging.DEBUG, logger="reflow.retry"):
+        assert flavor.call(poll) == "ready"
+    assert _events(recorder) == [("on_success", 2, "ready")]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_result_on_the_last_attempt_is_accepted_only_when_it_matches(
+    reflow_clock: VirtualClock,
+) -> None:
+    recorder = Recorder()
+    poll = retry(until=UNTIL_READY, wait=0, on_success=recorder, on_giveup=recorder)(
+        Script("pending", "pending", "pending", "pending", "ready").step
+    )
+
+    assert poll() == "ready"  # the fifth and last attempt: accepted for being ready
+    assert _events(recorder) == [("on_success", 5, "ready")]
+
+
+def test_time_running_out_does_not_accept_a_result(
+    reflow_clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    poll = retry(
+        until=ResultMatches(lambda r: r == "ready") | TimeElapsed(5), wait=10,
+        on_success=recorder, on_giveup=recorder,
+    )(Script("pending").step)  # fmt: skip
+
+    with caplog.at_level(logging.WARNING, logger="reflow.retry"):
+        assert poll() == "pending"
+    assert reflow_clock.waits == [10]  # TimeElapsed(5) holds at 10 s, yet "pending" is no success
+    assert _events(recorder) == [("on_giveup", 2, "pending")]
+    assert "reflow: gave up polling" in caplog.text
+
+
+def test_polling_ended_by_the_deadline_rule_warns_with_the_reason(
+    reflow_clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    poll = retry(
+        until=ResultMatches(lambda r: r == "ready"), deadline=5, wait=10, on_giveup=recorder
+    )(Script("pending").step)
+
+    with caplog.at_level(logging.WARNING, logger="reflow.retry"):
+        assert poll() == "pending"
+    assert _events(recorder) == [("on_giveup", 1, "pending")]
+    (record,) = [r for r in caplog.records if r.name == "reflow.retry"]
+    assert record.getMessage().endswith(
+        "after 1 attempt in 0.00 s (the next wait of 10 s would pass the 5 s deadline); "
+        "returning the last result 'pending'"
+    )
+
+
+def test_a_result_is_judged_as_if_nothing_had_been_spent(reflow_clock: VirtualClock) -> None:
+    asked: list[AttemptState] = []
+
+    def watch(state: AttemptState) -> bool:
+        asked.append(state)
+        return False
+
+    script = Script("pending", "ready")
+
+    @retry(until=watch | ResultMatches(lambda r: r == "ready") | AttemptsExhausted(3), wait=1)
+    def poll(job: str, *, timeout: int) -> str:
+        return script.step()  # type: ignore[no-any-return]
+
+    assert poll("job-1", timeout=30) == "ready"
+    judged = [s for s in asked if s.attempt == 0]  # the acceptance questions
+    assert [s.result for s in judged] == ["pending", "ready"]
+    assert all(s.elapsed == 0 for s in judged)
+    # The judged state is still the call's: its name and arguments are kept.
+    assert all(s.args == ("job-1",) and s.kwargs == {"timeout": 30} for s in judged)
+    assert all(s.name == poll.__qualname__ for s in judged)
+
+
+# --- a condition that raises ------------------------------------------------------------------
+
+
+def _broken(state: AttemptState) -> bool:
+    raise LookupError("no such field")
+
+
+def test_error_in_the_stop_condition_keeps_the_attempts_error_as_cause(
+    flavor: Flavor, reflow_clock: VirtualClock
+) -> None:
+    recorder = Recorder()
+    script = Script(ConnectionError)
+    fetch = retry(until=_broken, attempts=3, wait=1, on_failure=recorder, on_giveup=recorder)(
+        flavor.function(script)
+    )
+
+    with pytest.raises(LookupError, match="no such field") as info:
+        flavor.call(fetch)
+    assert info.value.__cause__ is script.raised[0]
+    assert recorder.phases() == ["on_failure"]  # the call ends at once: no give-up
+    assert info.value.__notes__ == [
+        f"reflow: raised by the stop condition {fetch.policy.until!r} after attempt 1 of "
+        f"{fetch.__qualname__} failed"
+    ]
+    assert script.calls == 1
+    assert reflow_clock.waits == []
+
+
+def test_error_in_a_condition_judging_a_result_names_the_attempt(
+    flavor: Flavor, reflow_clock: VirtualClock
+) -> None:
+    script = Script({"status": "running"}, None)
+    poll = retry(until=ResultMatches(lambda r: r["status"] == "done"), attempts=3, wait=1)(
+        flavor.function(script)
+    )
+
+    with pytest.raises(TypeError) as info:
+        flavor.call(poll)
+    assert info.value.__cause__ is None  # the attempt returned: there is no error of its own
+    assert info.value.__notes__ == [
+        f"reflow: raised by the stop condition {poll.policy.until!r} after attempt 2 of "
+        f"{poll.__qualname__} returned"
+    ]
+    assert script.calls == 2

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from reflow import StopRetrying, retry
+from reflow import StopRetrying, attempting, retry
 from reflow.retry import AttemptState, Phase
 from reflow.retry.hooks import HOOK_NAMES
 from reflow.testing import VirtualClock
@@ -318,3 +318,41 @@ def test_raising_async_hook_in_sync_code_is_logged(
     with caplog.at_level(logging.ERROR, logger="reflow.retry"):
         assert fetch() == "ok"
     assert [type(r.exc_info[1]) for r in caplog.records if r.exc_info] == [RuntimeError]
+
+
+def test_after_wait_sees_the_time_elapsed_after_the_wait(
+    flavor: Flavor, reflow_clock: VirtualClock
+) -> None:
+    recorder = Recorder()
+    fetch = retry(attempts=3, wait=1, before_wait=recorder, after_wait=recorder)(
+        flavor.function(Script(ValueError, "ok"))
+    )
+
+    flavor.call(fetch)
+    before, after = recorder.states
+    assert (before.phase, after.phase) == (Phase.BEFORE_WAIT, Phase.AFTER_WAIT)
+    assert after.elapsed >= before.elapsed + 1
+    assert after.wait_seconds == before.wait_seconds == 1
+
+
+def test_after_wait_in_a_block_sees_the_time_elapsed_after_the_wait(
+    reflow_clock: VirtualClock,
+) -> None:
+    recorder = Recorder()
+    for attempt in attempting(attempts=3, wait=2, before_wait=recorder, after_wait=recorder):
+        with attempt:
+            if attempt.number == 1:
+                raise ConnectionError("reset")
+    before, after = recorder.states
+    assert after.elapsed >= before.elapsed + 2
+
+
+@pytest.mark.parametrize("kind", HOOK_NAMES)
+def test_a_string_is_not_a_hook(kind: str) -> None:
+    with pytest.raises(TypeError, match=f"{kind} takes functions .*got 'print'"):
+        retry(**{kind: "print"})
+    with pytest.raises(TypeError, match=f"{kind} takes functions .*got 'print'"):
+        attempting(**{kind: "print"})  # type: ignore[misc]
+    fetch = retry(attempts=2)(len)
+    with pytest.raises(TypeError, match=f"{kind} takes functions .*got 'print'"):
+        getattr(fetch, kind)("print")

@@ -56,6 +56,13 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"budget": 10}, TypeError, "budget takes a RetryBudget"),
     *[({kind: 5}, TypeError, f"{kind} takes a function") for kind in HOOK_NAMES],
     *[({kind: [print, None]}, TypeError, f"{kind} takes functions") for kind in HOOK_NAMES],
+    *[({kind: "print"}, TypeError, f"{kind} takes functions") for kind in HOOK_NAMES],
+    ({"on_failure": b"print"}, TypeError, "on_failure takes functions"),
+    ({"deadline": float("inf")}, ValueError, r"deadline must be finite; leave it out \(None\)"),
+    ({"timeout": float("inf")}, ValueError, r"timeout must be finite; leave it out \(None\)"),
+    ({"wait": float("inf")}, ValueError, r"wait must be finite; leave it out \(None\)"),
+    ({"wait": float("-inf")}, ValueError, "wait must be finite"),
+    ({"wait": [1, float("inf")]}, ValueError, r"wait\[1\] must be finite"),
 ]
 
 
@@ -113,6 +120,9 @@ BAD_BUILDERS: list[tuple[Callable[[], object], type[Exception], str]] = [
     (lambda: ExceptionMatches(3), TypeError, "ExceptionMatches takes exception classes"),  # type: ignore[arg-type]
     (lambda: ResultMatches(3), TypeError, "ResultMatches takes a predicate"),  # type: ignore[arg-type]
     (lambda: TimeElapsed(-1), ValueError, "TimeElapsed must be more than zero"),
+    (lambda: TimeElapsed(float("inf")), ValueError, "TimeElapsed must be finite"),
+    (lambda: waits.fixed(float("inf")), ValueError, "wait must be finite"),
+    (lambda: waits.exponential(max=float("inf")), ValueError, "max must be finite"),
     (lambda: attempting(attempts=0), ValueError, "attempts must be 1 or more"),
     (lambda: attempting_async(on=SystemExit), TypeError, "on got SystemExit"),
 ]

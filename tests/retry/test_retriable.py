@@ -7,6 +7,8 @@ behave the same.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import sys
 import threading
 from typing import Any
 
@@ -84,6 +86,52 @@ def test_earlier_failures_get_no_note(flavor: Flavor, reflow_clock: VirtualClock
     with pytest.raises(ValueError, match="failure"):
         flavor.call(fetch)
     assert [hasattr(exc, "__notes__") for exc in script.raised] == [False, False, True]
+
+
+def test_exception_not_retried_gets_a_not_retried_note(
+    flavor: Flavor, reflow_clock: VirtualClock
+) -> None:
+    script = Script(ValueError)
+    fetch = retry(on=ConnectionError, wait=1)(flavor.function(script))
+
+    with pytest.raises(ValueError, match="failure") as info:
+        flavor.call(fetch)
+    assert info.value.__notes__ == [
+        f"reflow: not retried: the stop condition {fetch.policy.until!r} holds"
+    ]
+    assert script.calls == 1
+
+
+def test_a_single_attempt_policy_says_not_retried(
+    flavor: Flavor, reflow_clock: VirtualClock
+) -> None:
+    fetch = retry(attempts=1)(flavor.function(Script(ValueError)))
+
+    with pytest.raises(ValueError, match="failure") as info:
+        flavor.call(fetch)
+    assert info.value.__notes__ == [
+        "reflow: not retried: the stop condition AttemptsExhausted(1) holds"
+    ]
+
+
+def test_exhaustion_note_gives_the_attempts_and_the_time(
+    flavor: Flavor, reflow_clock: VirtualClock
+) -> None:
+    fetch = retry(attempts=3, wait=1)(flavor.function(Script(ValueError)))
+
+    with pytest.raises(ValueError, match="failure") as info:
+        flavor.call(fetch)
+    assert info.value.__notes__ == ["reflow: gave up after 3 attempts in 2.00 s"]
+
+
+def test_exception_not_retried_after_retries_says_gave_up(
+    flavor: Flavor, reflow_clock: VirtualClock
+) -> None:
+    fetch = retry(on=ConnectionError, wait=1)(flavor.function(Script(ConnectionError, KeyError)))
+
+    with pytest.raises(KeyError) as info:
+        flavor.call(fetch)
+    assert info.value.__notes__ == ["reflow: gave up after 2 attempts in 1.00 s"]
 
 
 def test_bare_retry_makes_the_default_number_of_attempts(
@@ -232,6 +280,23 @@ def test_async_retriable_returns_an_awaitable() -> None:
     pending = wrapped(4)
     assert asyncio.iscoroutine(pending)
     assert asyncio.run(pending) == 8
+
+
+def test_async_retriable_is_a_coroutine_function() -> None:
+    async def double(x: int) -> int:
+        return 2 * x
+
+    wrapped = retry(attempts=2)(double)
+    stacked = retry(attempts=2)(wrapped)
+    sync = retry(attempts=2)(_documented)
+    if sys.version_info >= (3, 12):
+        assert inspect.iscoroutinefunction(wrapped)
+        assert inspect.iscoroutinefunction(stacked)
+        assert not inspect.iscoroutinefunction(sync)
+    else:  # Python 3.11: inspect has no marker for callables; asyncio's check is the one
+        assert asyncio.iscoroutinefunction(wrapped)
+        assert asyncio.iscoroutinefunction(stacked)
+        assert not asyncio.iscoroutinefunction(sync)
 
 
 def test_repr_names_the_function_and_policy() -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from reflow import retry
-from reflow.retry import AttemptState, AttemptTimeout
+from reflow.retry import AttemptState, AttemptTimeout, timeouts
 from reflow.testing import VirtualClock
-from tests.retry._support import spin
+from tests.retry._support import Flavor, Recorder, spin
 
 TIMEOUT = 0.05
 
@@ -213,3 +215,226 @@ def test_on_shorthand_also_retries_timed_out_attempts(reflow_clock: VirtualClock
 
     assert fetch() == "fast"
     assert seen == [AttemptTimeout]
+
+
+def test_timeout_message_gives_the_seconds_rounded(flavor: Flavor) -> None:
+    if flavor.is_async:
+
+        async def hang() -> None:
+            await asyncio.Event().wait()
+
+        fetch = retry(attempts=1, timeout=TIMEOUT)(hang)
+    else:
+        fetch = retry(attempts=1, timeout=TIMEOUT)(spin)
+
+    with pytest.raises(AttemptTimeout) as info:
+        flavor.call(fetch)
+    assert str(info.value) == "attempt timed out after 0.05 s"
+
+
+def test_timeout_cut_by_the_deadline_is_reported_rounded(reflow_clock: VirtualClock) -> None:
+    calls = 0
+
+    @retry(attempts=2, wait=0, deadline=10, timeout=5)
+    def fetch() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            reflow_clock.advance(10 - 0.0466666666)  # leaves 0.0466666666 s of the deadline
+            raise ConnectionError("reset")
+        spin()
+
+    with pytest.raises(AttemptTimeout) as info:
+        fetch()
+    assert str(info.value) == "attempt timed out after 0.0467 s"
+
+
+# --- the interrupt belongs to the attempt that armed it ----------------------------------------
+
+
+def test_interrupt_is_a_base_exception_not_an_exception() -> None:
+    assert issubclass(timeouts.Interrupt, BaseException)
+    assert not issubclass(timeouts.Interrupt, Exception)
+    assert not issubclass(timeouts.Interrupt, AttemptTimeout)
+
+
+def test_except_exception_in_the_attempt_cannot_swallow_the_interrupt(
+    reflow_clock: VirtualClock,
+) -> None:
+    swallowed: list[Exception] = []
+    ran_to_the_end: list[bool] = []
+
+    @retry(attempts=1, timeout=TIMEOUT)
+    def busy() -> str:
+        safety = time.monotonic() + 10  # only so a regression fails instead of hanging
+        while time.monotonic() < safety:
+            try:
+                sum(range(100))
+            except Exception as exc:  # must not see the interrupt
+                swallowed.append(exc)
+        ran_to_the_end.append(True)
+        return "ran to the end"
+
+    with pytest.raises(AttemptTimeout, match=r"timed out after 0\.05 s"):
+        busy()
+    assert swallowed == []
+    assert ran_to_the_end == []  # interrupted, not run until the safety bound
+
+
+def test_bare_except_base_exception_still_counts_as_timed_out(
+    reflow_clock: VirtualClock,
+) -> None:
+    failures: list[BaseException | None] = []
+    swallowed: list[BaseException] = []
+
+    @retry(attempts=1, timeout=TIMEOUT, on_failure=lambda s: failures.append(s.exception))
+    def stubborn() -> str:
+        try:
+            spin()
+        except BaseException as exc:  # swallows even the interrupt
+            swallowed.append(exc)
+        return "I am fine"
+
+    with pytest.raises(AttemptTimeout, match=r"timed out after 0\.05 s"):
+        stubborn()
+    assert [type(exc) for exc in swallowed] == [timeouts.Interrupt]
+    assert [type(f) for f in failures] == [AttemptTimeout]
+
+
+def test_outer_timeout_passes_through_an_inner_retry_loop(reflow_clock: VirtualClock) -> None:
+    inner_calls = 0
+    inner_events = Recorder()
+
+    @retry(timeout=5, attempts=3, wait=0, on_failure=inner_events, on_giveup=inner_events)
+    def inner() -> None:
+        nonlocal inner_calls
+        inner_calls += 1
+        spin()
+
+    @retry(timeout=TIMEOUT, attempts=1)
+    def outer() -> None:
+        inner()
+
+    with pytest.raises(AttemptTimeout) as info:
+        outer()
+    assert str(info.value) == "attempt timed out after 0.05 s"  # the outer's, not the inner's 5 s
+    assert inner_calls == 1  # the inner loop did not retry the outer's interrupt
+    assert inner_events.events == []  # nor count it as one of its failures
+
+
+def test_outer_retries_its_timed_out_attempt_through_an_inner_retriable(
+    reflow_clock: VirtualClock,
+) -> None:
+    inner_calls = 0
+
+    @retry(timeout=5, attempts=3, wait=0)
+    def inner() -> str:
+        nonlocal inner_calls
+        inner_calls += 1
+        if inner_calls == 1:
+            spin()
+        return "ok"
+
+    outer_failures: list[BaseException | None] = []
+
+    @retry(
+        timeout=TIMEOUT, attempts=2, wait=0, on_failure=lambda s: outer_failures.append(s.exception)
+    )
+    def outer() -> str:
+        return inner()
+
+    assert outer() == "ok"
+    assert inner_calls == 2  # once per outer attempt
+    assert [type(f) for f in outer_failures] == [AttemptTimeout]
+
+
+def test_inner_timeout_is_handled_by_the_inner_retry_loop(reflow_clock: VirtualClock) -> None:
+    inner_failures: list[BaseException | None] = []
+    outer_failures: list[BaseException | None] = []
+    inner_calls = 0
+
+    @retry(
+        timeout=TIMEOUT, attempts=2, wait=0, on_failure=lambda s: inner_failures.append(s.exception)
+    )
+    def inner() -> str:
+        nonlocal inner_calls
+        inner_calls += 1
+        if inner_calls == 1:
+            spin()
+        return "ok"
+
+    @retry(timeout=5, attempts=2, wait=0, on_failure=lambda s: outer_failures.append(s.exception))
+    def outer() -> str:
+        return inner()
+
+    assert outer() == "ok"
+    assert [type(f) for f in inner_failures] == [AttemptTimeout]
+    assert outer_failures == []
+
+
+def test_an_interrupt_not_armed_by_the_attempt_passes_through(
+    reflow_clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outer timeout's interrupt landing as the inner attempt disarms is not the inner's."""
+    real_disarm = timeouts.disarm
+
+    def disarm_as_an_outer_interrupt_lands(armed: Any) -> bool:
+        real_disarm(armed)
+        raise timeouts.Interrupt
+
+    monkeypatch.setattr(timeouts, "disarm", disarm_as_an_outer_interrupt_lands)
+    calls = 0
+
+    @retry(timeout=5, attempts=3, wait=0)
+    def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        return "ok"
+
+    with pytest.raises(timeouts.Interrupt):
+        fetch()
+    assert calls == 1
+
+
+# --- async attempts that swallow their cancellation ---------------------------------------------
+
+
+async def test_async_attempt_that_swallows_its_cancellation_counts_as_timed_out(
+    reflow_clock: VirtualClock,
+) -> None:
+    failures: list[BaseException | None] = []
+    calls = 0
+
+    @retry(attempts=2, wait=0, timeout=TIMEOUT, on_failure=lambda s: failures.append(s.exception))
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                return "too late"  # swallows the cancellation
+        return "fast"
+
+    assert await fetch() == "fast"
+    assert calls == 2
+    assert [type(f) for f in failures] == [AttemptTimeout]
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0
+
+
+async def test_async_swallowed_cancellation_raises_attempt_timeout_when_exhausted(
+    reflow_clock: VirtualClock,
+) -> None:
+    @retry(attempts=1, timeout=TIMEOUT)
+    async def fetch() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return "x"
+        return "unreachable"
+
+    with pytest.raises(AttemptTimeout) as info:
+        await fetch()
+    assert str(info.value) == "attempt timed out after 0.05 s"

@@ -268,3 +268,65 @@ def test_full_jitter_spreads_waits() -> None:
     wait = waits.fixed(10, jitter=1)
 
     assert len({wait(state(1)) for _ in range(20)}) > 1
+
+
+# --- a wait that raises -----------------------------------------------------------------------
+
+
+class NoAdvice(Exception):
+    """An error that carries no `retry_after`."""
+
+
+def _required_retry_after(exc: BaseException) -> float:
+    return exc.retry_after  # type: ignore[attr-defined, no-any-return]
+
+
+def test_error_in_a_wait_strategy_keeps_the_attempts_error_as_cause(
+    flavor: Flavor, reflow_clock: VirtualClock
+) -> None:
+    script = Script(RateLimited(3), NoAdvice)
+    fetch = retry(attempts=5, wait=waits.from_exception(_required_retry_after))(
+        flavor.function(script)
+    )
+
+    with pytest.raises(AttributeError, match="retry_after") as info:
+        flavor.call(fetch)
+    assert info.value.__cause__ is script.raised[1]  # the attempt's own error is not lost
+    assert info.value.__notes__ == [
+        f"reflow: raised by the wait strategy {fetch.policy.wait!r} after attempt 2 of "
+        f"{fetch.__qualname__} failed"
+    ]
+    assert script.calls == 2
+    assert reflow_clock.waits == [3]
+
+
+@pytest.mark.parametrize(
+    ("returned", "error", "message"),
+    [
+        (-1, ValueError, "must be zero or more seconds"),
+        (float("inf"), ValueError, "must be finite"),
+        ("soon", TypeError, "must be a number of seconds"),
+    ],
+    ids=["negative", "infinite", "not-a-duration"],
+)
+def test_bad_wait_returned_by_a_function_keeps_the_attempts_error_as_cause(
+    flavor: Flavor,
+    reflow_clock: VirtualClock,
+    returned: object,
+    error: type[Exception],
+    message: str,
+) -> None:
+    def how_long(state: AttemptState) -> object:
+        return returned
+
+    script = Script(ConnectionError)
+    fetch = retry(attempts=3, wait=how_long)(flavor.function(script))  # type: ignore[arg-type]
+
+    with pytest.raises(error, match=f"the wait returned by how_long {message}") as info:
+        flavor.call(fetch)
+    assert info.value.__cause__ is script.raised[0]
+    assert info.value.__notes__[0].startswith(
+        "reflow: raised by the wait strategy how_long after attempt 1 of "
+    )
+    assert script.calls == 1
+    assert reflow_clock.waits == []

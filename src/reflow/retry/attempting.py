@@ -104,6 +104,8 @@ class Attempt:
             try:
                 timeouts.disarm(self._armed)
             except timeouts.Interrupt as late:  # delivered just as the block ended
+                if not self._armed.fired:
+                    raise  # an outer timeout's: not this attempt's to turn into a timeout
                 exc = exc if exc is not None else late
             if self._armed.fired and (exc is None or isinstance(exc, timeouts.Interrupt)):
                 failure = attempt_timeout(self._timeout or 0.0, exc)

@@ -145,10 +145,18 @@ def _with_phase(
 T = TypeVar("T")
 
 
-def _ask(decide: Callable[[AttemptState], T], state: AttemptState, what: str) -> T:
-    """Run a user's condition or wait; if it raises, the attempt's own error stays attached."""
+def _ask(
+    decide: Callable[[AttemptState], T],
+    state: AttemptState,
+    what: str,
+    shown: AttemptState | None = None,
+) -> T:
+    """Run a user's condition or wait; if it raises, the attempt's own error stays attached.
+
+    `decide` is given `shown` when set (a state standing for `state`), else `state` itself.
+    """
     try:
-        return decide(state)
+        return decide(state if shown is None else shown)
     except Exception as error:
         error.add_note(
             f"reflow: raised by the {what} {decide!r} after attempt {state.attempt} of "
@@ -165,8 +173,10 @@ def _accepts(until: Callable[[AttemptState], bool], state: AttemptState) -> bool
     Evaluated as if nothing had been spent yet, so `AttemptsExhausted(5) | ResultMatches(ok)`
     accepts only results that are `ok`, and running out of attempts is a give-up, not a success.
     """
-    fresh = AttemptState(0, state.phase, 0.0, None, state.result, 0.0, state.name, state.args)
-    return bool(_ask(until, fresh, "stop condition"))
+    fresh = AttemptState(
+        0, state.phase, 0.0, None, state.result, 0.0, state.name, state.args, state.kwargs
+    )
+    return bool(_ask(until, state, "stop condition", fresh))
 
 
 def _stop_reason(policy: Policy, state: AttemptState, last: bool) -> str | None:
