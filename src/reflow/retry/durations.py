@@ -23,7 +23,8 @@ def to_seconds(value: object, argument: str, *, allow_zero: bool = True) -> floa
             f"got {type(value).__name__} {value!r}"
         )
     if math.isinf(seconds):
-        raise ValueError(f"{argument} must be finite; leave it out (None) for no limit")
+        hint = "; leave it out (None) for no limit" if argument in ("deadline", "timeout") else ""
+        raise ValueError(f"{argument} must be finite{hint}")
     if math.isnan(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
         raise ValueError(f"{argument} must be {bound} seconds, got {value!r}")
