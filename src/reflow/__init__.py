@@ -1,6 +1,8 @@
 """reflow: reliable workflows from layers that each work alone and compose.
 
-`import reflow` is light: it loads the retry layer (standard library only) and nothing else.
+`import reflow` is light: the retry and task layers, standard library only, no server. The
+package's names `reflow.retry` and `reflow.task` are the decorators; their modules are reached
+with `from reflow.retry import ...` and `from reflow.task import ...`.
 """
 
 from reflow.retry import (
@@ -13,6 +15,7 @@ from reflow.retry import (
     retry,
     waits,
 )
+from reflow.task import Task, task
 
 __version__ = "0.1.0"
 
@@ -21,9 +24,11 @@ __all__ = [
     "Retriable",
     "RetryBudget",
     "StopRetrying",
+    "Task",
     "__version__",
     "attempting",
     "attempting_async",
     "retry",
+    "task",
     "waits",
 ]

@@ -56,8 +56,8 @@ def _log_hook_error(hook: Hook, state: AttemptState) -> None:
     )
 
 
-def _run_awaitable(awaitable: Awaitable[object]) -> None:
-    """Run an async hook's awaitable to completion from sync code."""
+def run_awaitable(awaitable: Awaitable[object]) -> object:
+    """Run an awaitable to completion from sync code and return its value."""
     import asyncio
 
     async def wrapper() -> object:
@@ -66,14 +66,14 @@ def _run_awaitable(awaitable: Awaitable[object]) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(wrapper())
-        return
+        return asyncio.run(wrapper())
     # This thread already runs a loop we may not block on: run the hook on a loop of its own.
     errors: list[BaseException] = []
+    results: list[object] = []
 
     def target() -> None:
         try:
-            asyncio.run(wrapper())
+            results.append(asyncio.run(wrapper()))
         except BaseException as exc:  # handed back to the caller's thread below
             errors.append(exc)
 
@@ -82,6 +82,7 @@ def _run_awaitable(awaitable: Awaitable[object]) -> None:
     thread.join()
     if errors:
         raise errors[0]
+    return results[0]
 
 
 def call_hooks_sync(hooks: tuple[Hook, ...], state: AttemptState) -> bool:
@@ -91,7 +92,7 @@ def call_hooks_sync(hooks: tuple[Hook, ...], state: AttemptState) -> bool:
         try:
             outcome = hook(state)
             if inspect.isawaitable(outcome):
-                _run_awaitable(outcome)
+                run_awaitable(outcome)
         except StopRetrying:
             stop = True
         except Exception:

@@ -1,0 +1,551 @@
+"""`@task` and `Task`: one function with retries, a timeout, a cache, states and hooks.
+
+The attempt loop is `reflow.retry`'s: a task builds one `Retriable` around its function and
+follows the run through the retry hooks (before_attempt -> Running, before_wait ->
+AwaitingRetry, on_success -> Completed, on_giveup -> Failed). Each call is a `TaskRun`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+from reflow import settings
+from reflow.retry import (
+    AttemptsExhausted,
+    AttemptState,
+    AttemptTimeout,
+    Condition,
+    ExceptionMatches,
+    NoException,
+    StopRetrying,
+    retry,
+)
+from reflow.retry.conditions import check_exception_types
+from reflow.retry.durations import to_seconds
+from reflow.retry.hooks import run_awaitable
+from reflow.states import (
+    Cached,
+    Cancelled,
+    Completed,
+    Failed,
+    Pending,
+    Retrying,
+    Running,
+    Skipped,
+    State,
+    TimedOut,
+    new_state,
+)
+from reflow.task.cache import (
+    DEFAULT_CACHE_STORE,
+    CacheEntry,
+    CachePolicy,
+    CacheStore,
+    KeyFunction,
+    compute_key,
+    source_hash,
+)
+from reflow.task.hooks import (
+    StateHandler,
+    TaskHook,
+    apply_handlers,
+    check_callables,
+    fire_async,
+    fire_sync,
+)
+from reflow.task.hooks import (
+    logger as task_logger,
+)
+from reflow.task.options import Jittered, RetryDelay, check_jitter_factor, delay_wait
+from reflow.task.run import AttemptRecord, TaskRun
+from reflow.task.signals import Fail, Skip
+from reflow.task.signals import Retry as RetrySignal
+
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+HOOK_KINDS = ("on_running", "on_retry", "on_completion", "on_failure")
+
+
+class Task(Generic[P, R]):
+    """A function run as a task: call it like the function, or ask for its final state.
+
+    `task(x)` returns the result or raises; `task(x, return_state=True)` returns the final
+    `State`. Options are Prefect's names (`retries`, `retry_delay_seconds`, ...), checked here.
+    """
+
+    def __init__(self, fn: Callable[P, R], **options: Any) -> None:
+        if not callable(fn):
+            raise TypeError(f"@task decorates a function, got {fn!r}")
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(f"@task cannot run the generator function {fn.__qualname__}")
+        self.fn = fn
+        self._options = options
+        o = _Options(fn, options)
+        self.name: str = o.name
+        self.description: str | None = o.description
+        self.version: str | None = o.version
+        self.tags: frozenset[str] = o.tags
+        self.retries: int = o.retries
+        self.timeout_seconds: float | None = o.timeout_seconds
+        self.cache_policy: CachePolicy | None = o.cache_policy
+        self.cache_expiration: float | None = o.cache_expiration
+        self.refresh_cache: bool = o.refresh_cache
+        self.cache_store: CacheStore = o.cache_store
+        self.persist_result: bool | None = o.persist_result
+        self.skip_on_upstream_skip: bool = o.skip_on_upstream_skip
+        self.trigger: Callable[..., Any] | None = o.trigger
+        self.revert_fn: Callable[..., Any] | None = o.revert
+        self.retry_condition_fn = o.retry_condition_fn
+        self.hooks: dict[str, tuple[TaskHook, ...]] = o.hooks
+        self.state_handlers: tuple[StateHandler, ...] = o.state_handlers
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._source_hash: str | None = None
+        self._takes_return_state = "return_state" in _parameter_names(fn)
+        self.__name__ = getattr(fn, "__name__", self.name)
+        self.__qualname__ = getattr(fn, "__qualname__", self.name)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__wrapped__ = fn
+        attempt: Callable[..., Any] = self._attempt_async if self.is_async else self._attempt_sync
+        self._retriable = retry(
+            until=o.until,
+            wait=o.wait,
+            timeout=o.timeout_seconds,
+            before_attempt=self._before_attempt,
+            on_failure=self._on_attempt_failure,
+            before_wait=self._before_wait,
+            on_success=self._on_success,
+            on_giveup=self._on_giveup,
+        )(attempt)
+
+    # -- the public surface -------------------------------------------------------------------
+
+    @property
+    def source_hash(self) -> str:
+        """A digest of the function's source (what `TASK_SOURCE` keys on)."""
+        if self._source_hash is None:
+            self._source_hash = source_hash(self.fn)
+        return self._source_hash
+
+    def with_options(self, **overrides: Any) -> Task[P, R]:
+        """A new task of the same function with some options replaced."""
+        unknown = set(overrides) - set(_Options.NAMES)
+        if unknown:
+            raise TypeError(
+                f"with_options() got unknown option(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(_Options.NAMES)}"
+            )
+        current = {**self._options, **self.hooks, "state_handlers": self.state_handlers}
+        current["revert"] = self.revert_fn
+        return _make(self.fn, {**current, **overrides})
+
+    def revert(self, fn: F) -> F:
+        """Register the compensation `fn(result, *args, **kwargs)` that undoes this task."""
+        self.revert_fn = check_callables(fn, "revert")[0]
+        return fn
+
+    def on_running(self, fn: F) -> F:
+        """Register a hook `(task, run, state)` called as each attempt starts."""
+        return self._add_hook("on_running", fn)
+
+    def on_retry(self, fn: F) -> F:
+        """Register a hook `(task, run, state)` called when a failed attempt will be retried."""
+        return self._add_hook("on_retry", fn)
+
+    def on_completion(self, fn: F) -> F:
+        """Register a hook `(task, run, state)` called when the run completes (cached included)."""
+        return self._add_hook("on_completion", fn)
+
+    def on_failure(self, fn: F) -> F:
+        """Register a hook `(task, run, state)` called when the run fails for good."""
+        return self._add_hook("on_failure", fn)
+
+    def _add_hook(self, kind: str, fn: F) -> F:
+        self.hooks = {**self.hooks, kind: (*self.hooks[kind], *check_callables(fn, kind))}
+        return fn
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
+    def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State[R]: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return_state = self._pop_return_state(kwargs)
+        run = self._start(args, kwargs)
+        key = self._cache_key(run)
+        if key is not None and self._serve_cached(run, key):
+            fire_sync(self, self.hooks["on_completion"], run, run.state)
+            return self._outcome(run, return_state)
+        try:
+            self._retriable(run, args, kwargs)
+        except Exception:
+            pass  # the final state holds it; _outcome raises it
+        except BaseException as interrupt:
+            self._cancel(run, interrupt)
+            raise
+        self._store(run, key)
+        return self._outcome(run, return_state)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} retries={self.retries}>"
+
+    # -- one call -----------------------------------------------------------------------------
+
+    def _pop_return_state(self, kwargs: dict[str, Any]) -> bool:
+        if "return_state" in kwargs and not self._takes_return_state:
+            return bool(kwargs.pop("return_state"))
+        return False
+
+    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskRun:
+        run = TaskRun(self, args, kwargs)
+        self._transition(run, Pending())
+        return run
+
+    def _cache_key(self, run: TaskRun) -> str | None:
+        if self.cache_policy is None:
+            return None
+        run.cache_key = compute_key(self.cache_policy, run, run.parameters)
+        return run.cache_key
+
+    def _serve_cached(self, run: TaskRun, key: str) -> bool:
+        if self.refresh_cache:
+            return False
+        entry = self.cache_store.get(key)
+        if entry is None or not entry.is_fresh(time.time()):
+            return False
+        self._transition(run, Cached(entry.value, message=f"cache hit {key[:12]}"))
+        return True
+
+    def _store(self, run: TaskRun, key: str | None) -> None:
+        state = run.state
+        if key is None or state.name != "Completed":
+            return  # a failed or skipped run is never cached
+        now = time.time()
+        expires = None if self.cache_expiration is None else now + self.cache_expiration
+        self.cache_store.put(key, CacheEntry(state.data, now, expires))
+
+    def _outcome(self, run: TaskRun, return_state: bool) -> Any:
+        state = run.state
+        if return_state:
+            return state
+        if state.is_completed():
+            return state.data
+        if state.exception is not None:
+            raise state.exception
+        raise Fail(state.message or f"task {self.name} ended {state.name}")
+
+    def _cancel(self, run: TaskRun, interrupt: BaseException) -> None:
+        attempt = len(run.attempts)
+        if run.attempts:
+            run.attempts[-1].ended = time.time()
+        message = f"{type(interrupt).__name__} during attempt {attempt}; not retried"
+        self._transition(run, Cancelled(message, attempt=attempt))
+
+    def _transition(self, run: TaskRun, new: State[Any]) -> State[Any]:
+        if self.state_handlers:
+            new = apply_handlers(self, self.state_handlers, run, new)
+        run.states.append(new)
+        return new
+
+    def _fire(self, kind: str, run: TaskRun, state: State[Any]) -> Any:
+        hooks = self.hooks[kind]
+        if not hooks:
+            return None
+        if self.is_async:
+            return fire_async(self, hooks, run, state)  # awaited by the retry layer
+        fire_sync(self, hooks, run, state)
+        return None
+
+    # -- the attempt and the retry-layer hooks that follow it ---------------------------------
+
+    def _attempt_sync(self, run: TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return self.fn(*args, **kwargs)
+        except Skip as signal:
+            run.skip = signal
+            return signal.result
+
+    async def _attempt_async(
+        self, run: TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        try:
+            return await self.fn(*args, **kwargs)  # type: ignore[misc]
+        except Skip as signal:
+            run.skip = signal
+            return signal.result
+
+    def _before_attempt(self, st: AttemptState) -> Any:
+        run: TaskRun = st.args[0]
+        run.skip = None
+        run.attempts.append(AttemptRecord(st.attempt, time.time()))
+        new = Running(attempt=1) if st.attempt == 1 else Retrying(attempt=st.attempt)
+        return self._fire("on_running", run, self._transition(run, new))
+
+    def _on_attempt_failure(self, st: AttemptState) -> Any:
+        run: TaskRun = st.args[0]
+        exc = st.exception
+        record = run.attempts[-1]
+        record.ended = time.time()
+        if isinstance(exc, AttemptTimeout):
+            record.state = TimedOut(exc, message=str(exc), attempt=st.attempt)
+        else:
+            record.state = Failed(exc, message=_describe(exc), attempt=st.attempt)
+        condition = self.retry_condition_fn
+        if (
+            condition is None
+            or isinstance(exc, RetrySignal | Fail)
+            or self._retriable.policy.until(st)
+        ):
+            return None  # forced retry, forced failure, or no retry anyway: nothing to ask
+        if self.is_async:
+            return self._ask_condition_async(condition, run, record.state, exc)
+        try:
+            verdict = condition(self, run, record.state)
+            if inspect.isawaitable(verdict):
+                verdict = run_awaitable(verdict)
+        except Exception as error:
+            self._condition_failed(run, exc, error)
+        if not verdict:
+            raise StopRetrying
+        return None
+
+    async def _ask_condition_async(
+        self, condition: Callable[..., Any], run: TaskRun, state: State[Any], exc: Any
+    ) -> None:
+        try:
+            verdict = condition(self, run, state)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+        except Exception as error:
+            self._condition_failed(run, exc, error)
+        if not verdict:
+            raise StopRetrying
+
+    def _condition_failed(self, run: TaskRun, exc: Any, error: Exception) -> None:
+        run.hook_errors.append(error)
+        if exc is not None:
+            exc.add_note(f"reflow: retry_condition_fn raised {error!r}; the task is not retried")
+        task_logger.error(
+            "reflow: retry_condition_fn of task %s raised; not retrying", self.name,
+            exc_info=(type(error), error, error.__traceback__),
+        )  # fmt: skip
+        raise StopRetrying from error
+
+    def _before_wait(self, st: AttemptState) -> Any:
+        run: TaskRun = st.args[0]
+        message = f"attempt {st.attempt} failed ({_describe(st.exception)}); "
+        message += f"retrying in {st.wait_seconds:.3g} s"
+        state = new_state("AwaitingRetry", message=message, attempt=st.attempt)
+        return self._fire("on_retry", run, self._transition(run, state))
+
+    def _on_success(self, st: AttemptState) -> Any:
+        run: TaskRun = st.args[0]
+        record = run.attempts[-1]
+        record.ended = time.time()
+        if run.skip is not None:
+            final = Skipped(run.skip.message, data=st.result, attempt=st.attempt)
+        else:
+            final = Completed(st.result, attempt=st.attempt)
+        record.state = final
+        state = self._transition(run, final)
+        return self._fire("on_completion" if state.is_completed() else "on_failure", run, state)
+
+    def _on_giveup(self, st: AttemptState) -> Any:
+        run: TaskRun = st.args[0]
+        final = run.attempts[-1].state or Failed(st.exception, attempt=st.attempt)
+        state = self._transition(run, final)
+        return self._fire("on_completion" if state.is_completed() else "on_failure", run, state)
+
+
+class _AsyncTask(Task[P, R]):
+    """A task of an `async def` function: calling it returns a coroutine."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return_state = self._pop_return_state(kwargs)
+        run = self._start(args, kwargs)
+        key = self._cache_key(run)
+        if key is not None and self._serve_cached(run, key):
+            await fire_async(self, self.hooks["on_completion"], run, run.state)
+            return self._outcome(run, return_state)
+        try:
+            await self._retriable(run, args, kwargs)
+        except Exception:
+            pass  # the final state holds it; _outcome raises it
+        except BaseException as interrupt:
+            self._cancel(run, interrupt)
+            raise
+        self._store(run, key)
+        return self._outcome(run, return_state)
+
+
+def _describe(exc: BaseException | None) -> str:
+    return f"{type(exc).__name__}: {exc}" if exc is not None else "rejected result"
+
+
+def _parameter_names(fn: Callable[..., Any]) -> set[str]:
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+class _Options:
+    """The options of `@task`, validated; raises naming the option at decoration time."""
+
+    NAMES = (
+        "name", "description", "version", "tags", "retries", "retry_delay_seconds",
+        "retry_jitter_factor", "retry_condition_fn", "retry_on", "timeout_seconds",
+        "cache_policy", "cache_key_fn", "cache_expiration", "refresh_cache", "cache_store",
+        "persist_result", "on_running", "on_retry", "on_completion", "on_failure",
+        "state_handlers", "skip_on_upstream_skip", "trigger", "revert",
+    )  # fmt: skip
+
+    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        unknown = set(options) - set(self.NAMES)
+        if unknown:
+            raise TypeError(f"@task got unknown option(s) {', '.join(sorted(unknown))}")
+        get = options.get
+        name = get("name") or getattr(fn, "__name__", type(fn).__name__)
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {name!r}")
+        self.name: str = name
+        self.description = get("description")
+        self.version = get("version")
+        tags = get("tags") or ()
+        if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+            raise TypeError(f"tags takes a list of strings, got {tags!r}")
+        self.tags = frozenset(tags)
+        retries = get("retries")
+        if retries is None:
+            retries = settings.task_default_retries()
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a whole number of 0 or more, got {retries!r}")
+        self.retries = retries
+        delay = get("retry_delay_seconds")
+        if delay is None:
+            delay = settings.task_default_retry_delay_seconds()
+        wait = delay_wait(delay, retries)
+        jitter = check_jitter_factor(get("retry_jitter_factor"))
+        self.wait = Jittered(wait, jitter) if jitter else wait
+        self.retry_condition_fn = get("retry_condition_fn")
+        if self.retry_condition_fn is not None and not callable(self.retry_condition_fn):
+            raise TypeError(
+                f"retry_condition_fn takes a function (task, run, state) -> bool, "
+                f"got {self.retry_condition_fn!r}"
+            )
+        timeout = get("timeout_seconds")
+        self.timeout_seconds = (
+            None if timeout is None else to_seconds(timeout, "timeout_seconds", allow_zero=False)
+        )
+        self.until = self._until(get("retry_on"))
+        self.cache_policy = self._cache_policy(get("cache_policy"), get("cache_key_fn"))
+        expiration = get("cache_expiration")
+        self.cache_expiration = (
+            None if expiration is None else to_seconds(expiration, "cache_expiration")
+        )
+        self.refresh_cache = bool(get("refresh_cache", False))
+        store = get("cache_store") or DEFAULT_CACHE_STORE
+        if not isinstance(store, CacheStore):
+            raise TypeError(f"cache_store takes an object with get() and put(), got {store!r}")
+        self.cache_store = store
+        self.persist_result = get("persist_result")
+        self.skip_on_upstream_skip = bool(get("skip_on_upstream_skip", True))
+        self.trigger = get("trigger")
+        revert = get("revert")
+        self.revert = None if revert is None else check_callables(revert, "revert")[0]
+        self.hooks = {kind: check_callables(get(kind), kind) for kind in HOOK_KINDS}
+        self.state_handlers = check_callables(
+            get("state_handlers"), "state_handlers", allow_async=False
+        )
+
+    def _until(self, retry_on: Any) -> Condition:
+        until: Condition = AttemptsExhausted(1 + self.retries) | ExceptionMatches(Fail)
+        if retry_on is not None:
+            types = check_exception_types(
+                tuple(retry_on) if isinstance(retry_on, list) else retry_on, "retry_on"
+            )
+            if self.timeout_seconds is not None:
+                types = (*types, AttemptTimeout)
+            # a Retry signal is retried whatever retry_on says
+            until = until | ~(NoException() | ExceptionMatches((*types, RetrySignal)))
+        return until
+
+    @staticmethod
+    def _cache_policy(policy: Any, key_fn: Any) -> CachePolicy | None:
+        if key_fn is not None:
+            if not callable(key_fn):
+                raise TypeError(
+                    f"cache_key_fn takes a function (context, args) -> str, got {key_fn!r}"
+                )
+            key_policy: CachePolicy = KeyFunction(key_fn)
+            return key_policy if policy is None else policy + key_policy
+        if policy is None:
+            return None
+        if not isinstance(policy, CachePolicy):
+            raise TypeError(
+                f"cache_policy takes INPUTS, TASK_SOURCE, NO_CACHE or a combination, got {policy!r}"
+            )
+        return policy
+
+
+def _make(fn: Callable[P, R], options: dict[str, Any]) -> Task[P, R]:
+    if inspect.iscoroutinefunction(fn):
+        return _AsyncTask(fn, **options)  # type: ignore[arg-type]
+    return Task(fn, **options)
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    version: str | None = None,
+    tags: Iterable[str] | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: RetryDelay | None = None,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: Callable[[Task[..., Any], TaskRun, State[Any]], object] | None = None,
+    retry_on: type[Exception] | tuple[type[Exception], ...] | list[type[Exception]] | None = None,
+    timeout_seconds: float | timedelta | None = None,
+    cache_policy: CachePolicy | None = None,
+    cache_key_fn: Callable[[TaskRun, dict[str, Any]], str | None] | None = None,
+    cache_expiration: float | timedelta | None = None,
+    refresh_cache: bool = False,
+    cache_store: CacheStore | None = None,
+    persist_result: bool | None = None,
+    on_running: TaskHook | Iterable[TaskHook] | None = None,
+    on_retry: TaskHook | Iterable[TaskHook] | None = None,
+    on_completion: TaskHook | Iterable[TaskHook] | None = None,
+    on_failure: TaskHook | Iterable[TaskHook] | None = None,
+    state_handlers: StateHandler | Iterable[StateHandler] | None = None,
+    skip_on_upstream_skip: bool = True,
+    trigger: Callable[..., Any] | None = None,
+    revert: Callable[..., Any] | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Make a function a task: retries, timeout, cache, states and hooks, checked right here.
+
+    `@task` alone runs the function once (retries default to `REFLOW_TASK_DEFAULT_RETRIES`,
+    0 when unset). Called outside a flow, a task runs at once and returns its value.
+    """
+    if fn is not None:
+        return _make(fn, options)
+    _Options(lambda: None, options)  # check the options now, before there is a function
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        return _make(fn, options)
+
+    return decorate
