@@ -181,7 +181,7 @@ class Task(Generic[P, R]):
         run = self._start(args, kwargs)
         key = self._cache_key(run)
         if key is not None and self._serve_cached(run, key):
-            fire_sync(self, self.hooks["on_completion"], run, run.state)
+            fire_sync(self, self.hooks[_final_hook(run.state)], run, run.state)
             return self._outcome(run, return_state)
         try:
             self._retriable(run, args, kwargs)
@@ -355,13 +355,13 @@ class Task(Generic[P, R]):
             final = Completed(st.result, attempt=st.attempt)
         record.state = final
         state = self._transition(run, final)
-        return self._fire("on_completion" if state.is_completed() else "on_failure", run, state)
+        return self._fire(_final_hook(state), run, state)
 
     def _on_giveup(self, st: AttemptState) -> Any:
         run: TaskRun = st.args[0]
         final = run.attempts[-1].state or Failed(st.exception, attempt=st.attempt)
         state = self._transition(run, final)
-        return self._fire("on_completion" if state.is_completed() else "on_failure", run, state)
+        return self._fire(_final_hook(state), run, state)
 
 
 class _AsyncTask(Task[P, R]):
@@ -372,7 +372,7 @@ class _AsyncTask(Task[P, R]):
         run = self._start(args, kwargs)
         key = self._cache_key(run)
         if key is not None and self._serve_cached(run, key):
-            await fire_async(self, self.hooks["on_completion"], run, run.state)
+            await fire_async(self, self.hooks[_final_hook(run.state)], run, run.state)
             return self._outcome(run, return_state)
         try:
             await self._retriable(run, args, kwargs)
@@ -383,6 +383,11 @@ class _AsyncTask(Task[P, R]):
             raise
         self._store(run, key)
         return self._outcome(run, return_state)
+
+
+def _final_hook(state: State[Any]) -> str:
+    """The hook kind a final state fires (a state handler may have turned a hit into a failure)."""
+    return "on_completion" if state.is_completed() else "on_failure"
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -451,7 +456,9 @@ class _Options:
             None if expiration is None else to_seconds(expiration, "cache_expiration")
         )
         self.refresh_cache = bool(get("refresh_cache", False))
-        store = get("cache_store") or DEFAULT_CACHE_STORE
+        store = get("cache_store")
+        if store is None:  # not `or`: an empty store is falsy (it has a __len__)
+            store = DEFAULT_CACHE_STORE
         if not isinstance(store, CacheStore):
             raise TypeError(f"cache_store takes an object with get() and put(), got {store!r}")
         self.cache_store = store
