@@ -356,3 +356,17 @@ def test_a_string_is_not_a_hook(kind: str) -> None:
     fetch = retry(attempts=2)(len)
     with pytest.raises(TypeError, match=f"{kind} takes functions .*got 'print'"):
         getattr(fetch, kind)("print")
+
+
+def test_a_stop_retrying_message_is_the_reason_in_the_note() -> None:
+    @retry(attempts=5, wait=0)
+    def fetch() -> None:
+        raise ConnectionError("down")
+
+    @fetch.on_failure
+    def give_up(state: AttemptState) -> None:
+        raise StopRetrying("the circuit is open")
+
+    with pytest.raises(ConnectionError) as caught:
+        fetch()
+    assert caught.value.__notes__[-1].endswith("(the circuit is open)")

@@ -298,8 +298,51 @@ def test_cache_key_fn_combines_with_a_policy(store: MemoryCacheStore) -> None:
 def test_cache_key_fn_must_return_a_string(store: MemoryCacheStore) -> None:
     t = task(cache_key_fn=lambda c, a: 42, cache_store=store)(Counter())  # type: ignore[arg-type,return-value]
 
-    with pytest.raises(TypeError, match="must return a str"):
-        t(1)
+    with pytest.warns(CacheKeyWarning, match="must return a str or None, got int"):
+        assert t(1) == (1, 0, 1)
+    with pytest.warns(CacheKeyWarning):
+        assert t(1) == (1, 0, 2)  # ran again: nothing was cached
+    assert len(store) == 0
+
+
+def test_a_raising_cache_key_fn_runs_the_task_uncached_and_says_why(
+    store: MemoryCacheStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_key(context: object, args: dict[str, object]) -> str:
+        raise KeyError("tenant")
+
+    t = task(cache_key_fn=broken_key, cache_store=store)(Counter())
+
+    with pytest.warns(CacheKeyWarning, match="raised KeyError"):
+        assert t(1) == (1, 0, 1)
+    assert "computing the cache key of task Counter raised" in caplog.text
+    assert len(store) == 0
+
+
+def test_equal_inputs_of_two_tasks_never_share_a_cache_entry(store: MemoryCacheStore) -> None:
+    def double(x: int) -> int:
+        return 2 * x
+
+    def square(x: int) -> int:
+        return x * x
+
+    d = task(cache_policy=INPUTS, cache_store=store)(double)
+    s = task(cache_policy=INPUTS, cache_store=store)(square)
+
+    assert d(5) == 10
+    assert s(5) == 25
+    assert len(store) == 2
+
+
+def test_a_cache_key_fn_alone_lets_tasks_share_entries_on_purpose(store: MemoryCacheStore) -> None:
+    def key(context: object, args: dict[str, object]) -> str:
+        return f"x={args['x']}"
+
+    first = task(cache_key_fn=key, cache_store=store)(lambda x: f"first {x}")
+    second = task(cache_key_fn=key, cache_store=store)(lambda x: f"second {x}")
+
+    assert first(1) == "first 1"
+    assert second(1) == "first 1"
 
 
 # --- expiration and refresh ------------------------------------------------------------------

@@ -8,6 +8,7 @@ class StopRetrying(Exception):
 
     From `on_failure` or `before_wait` retrying ends at once and the attempt's exception is
     raised; from `before_attempt` or `after_wait` the coming attempt runs as the last one.
+    A message, if given, is the reason the give-up note shows.
     """
 
 

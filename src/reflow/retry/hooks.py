@@ -85,31 +85,31 @@ def run_awaitable(awaitable: Awaitable[object]) -> object:
     return results[0]
 
 
-def call_hooks_sync(hooks: tuple[Hook, ...], state: AttemptState) -> bool:
-    """Call `hooks` in order; return True when one raised `StopRetrying`."""
-    stop = False
+def call_hooks_sync(hooks: tuple[Hook, ...], state: AttemptState) -> str | bool:
+    """Call `hooks` in order; when one raised `StopRetrying`, return its message or True."""
+    stop: str | bool = False
     for hook in hooks:
         try:
             outcome = hook(state)
             if inspect.isawaitable(outcome):
                 run_awaitable(outcome)
-        except StopRetrying:
-            stop = True
+        except StopRetrying as signal:
+            stop = str(signal) or True
         except Exception:
             _log_hook_error(hook, state)
     return stop
 
 
-async def call_hooks_async(hooks: tuple[Hook, ...], state: AttemptState) -> bool:
-    """Call (and await, when async) `hooks` in order; return True when one raised `StopRetrying`."""
-    stop = False
+async def call_hooks_async(hooks: tuple[Hook, ...], state: AttemptState) -> str | bool:
+    """Call (and await) `hooks` in order; when one raised `StopRetrying`, its message or True."""
+    stop: str | bool = False
     for hook in hooks:
         try:
             outcome = hook(state)
             if inspect.isawaitable(outcome):
                 await outcome
-        except StopRetrying:
-            stop = True
+        except StopRetrying as signal:
+            stop = str(signal) or True
         except Exception:
             _log_hook_error(hook, state)
     return stop

@@ -31,7 +31,7 @@ class Run:
 
 
 class CallHooks:
-    """Step: call `hooks` with `state`; send back whether one raised StopRetrying."""
+    """Step: call `hooks` with `state`; send back False, or StopRetrying's message (or True)."""
 
     __slots__ = ("hooks", "state")
 
@@ -70,7 +70,7 @@ def plan(
     until = policy.until
     deadline = policy.deadline
     attempt = 0
-    last = False  # a hook asked for this attempt to be the last
+    last: str | bool = False  # a hook asked for this attempt to be the last (and maybe why)
     if policy.budget is not None and first is None:
         policy.budget.record_call()
     while True:
@@ -117,8 +117,13 @@ def plan(
                 reason = "the retry budget is spent"
         if reason is None and (hooks["before_wait"] or hooks["after_wait"]):
             state = _with_phase(state, Phase.BEFORE_WAIT, wait)
-            if hooks["before_wait"] and (yield CallHooks(hooks["before_wait"], state)):
-                reason = "a before_wait hook raised StopRetrying"
+            stopped = hooks["before_wait"] and (yield CallHooks(hooks["before_wait"], state))
+            if stopped:
+                reason = (
+                    stopped
+                    if isinstance(stopped, str)
+                    else "a before_wait hook raised StopRetrying"
+                )
         if reason is not None:
             return (yield from _give_up(policy, state, reason))
         if logger.isEnabledFor(logging.DEBUG):
@@ -179,9 +184,9 @@ def _accepts(until: Callable[[AttemptState], bool], state: AttemptState) -> bool
     return bool(_ask(until, state, "stop condition", fresh))
 
 
-def _stop_reason(policy: Policy, state: AttemptState, last: bool) -> str | None:
+def _stop_reason(policy: Policy, state: AttemptState, last: str | bool) -> str | None:
     if last:
-        return "a hook raised StopRetrying"
+        return last if isinstance(last, str) else "a hook raised StopRetrying"
     if _ask(policy.until, state, "stop condition"):
         return ""
     return None

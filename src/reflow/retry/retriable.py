@@ -114,13 +114,7 @@ class _AsyncRetriable(Retriable[P, R]):
 
     def __init__(self, fn: Callable[P, R], policy: Policy) -> None:
         super().__init__(fn, policy)
-        marker = getattr(inspect, "_is_coroutine_mark", None)
-        if marker is not None:  # Python 3.12+: inspect.iscoroutinefunction(retriable) is True
-            self._is_coroutine_marker = marker
-        else:  # Python 3.11: asyncio.iscoroutinefunction(retriable) is True
-            import asyncio.coroutines
-
-            self._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+        mark_coroutine_function(self)
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:  # type: ignore[override]
         policy = self._policy
@@ -136,6 +130,17 @@ class _AsyncRetriable(Retriable[P, R]):
         else:
             steps = plan(policy, self.__qualname__, args, kwargs, start)
         return await drive_async(steps, fn, args, kwargs)
+
+
+def mark_coroutine_function(obj: object) -> None:
+    """Make a callable object that returns coroutines pass `iscoroutinefunction` checks."""
+    marker = getattr(inspect, "_is_coroutine_mark", None)
+    if marker is not None:  # Python 3.12+: inspect.iscoroutinefunction(obj) is True
+        obj._is_coroutine_marker = marker  # type: ignore[attr-defined]
+    else:  # Python 3.11: asyncio.iscoroutinefunction(obj) is True
+        import asyncio.coroutines
+
+        obj._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
 
 
 def _make(fn: Callable[P, R], policy: Policy) -> Retriable[P, R]:

@@ -11,6 +11,7 @@ default until the durability layer brings a persistent one through the same prot
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 import time
 import warnings
@@ -215,15 +216,32 @@ DEFAULT_CACHE_STORE = MemoryCacheStore()
 
 
 def compute_key(policy: CachePolicy, run: TaskRun, inputs: Mapping[str, Any]) -> str | None:
-    """The cache key of a call, or None with a `CacheKeyWarning` when it cannot be computed."""
+    """The cache key of a call, or None with a `CacheKeyWarning` when it cannot be computed.
+
+    Keys are namespaced by the task's function (module and qualified name), so two tasks
+    called with equal inputs never share an entry; a `cache_key_fn` alone keys exactly as it
+    says, which is how tasks share a cache on purpose.
+    """
     try:
-        return policy.key(run, inputs)
-    except UncacheableInput as exc:
+        key = policy.key(run, inputs)
+    except Exception as exc:
+        if not isinstance(exc, UncacheableInput):
+            logging.getLogger("reflow.task").error(
+                "reflow: computing the cache key of task %s raised", run.task_name, exc_info=exc
+            )
+            exc = UncacheableInput(f"{policy!r} raised {type(exc).__name__}: {exc}")
         warnings.warn(
-            f"reflow: task {run.task_name!r} runs without its cache ({policy!r}): an input "
-            f"cannot be hashed ({exc}); pass a cache_key_fn or leave the argument out with "
-            f'INPUTS - "name"',
+            f"reflow: task {run.task_name!r} runs without its cache ({policy!r}): its key "
+            f"cannot be computed ({exc}); for an input that cannot be pickled, pass a "
+            f'cache_key_fn or leave the argument out with INPUTS - "name"',
             CacheKeyWarning,
             stacklevel=4,
         )
         return None
+    if key is None or isinstance(policy, KeyFunction):
+        return key
+    import hashlib
+
+    fn = run.task.fn
+    namespace = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', run.task_name)}"
+    return hashlib.sha256(f"{namespace}\0{key}".encode()).hexdigest()

@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import inspect
 import time
+import types
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-from reflow import settings
 from reflow.retry import (
-    AttemptsExhausted,
     AttemptState,
     AttemptTimeout,
-    Condition,
-    ExceptionMatches,
-    NoException,
     StopRetrying,
     retry,
 )
-from reflow.retry.conditions import check_exception_types
-from reflow.retry.durations import to_seconds
 from reflow.retry.hooks import run_awaitable
+from reflow.retry.retriable import mark_coroutine_function
 from reflow.states import (
     Cached,
     Cancelled,
@@ -41,14 +36,13 @@ from reflow.states import (
     new_state,
 )
 from reflow.task.cache import (
-    DEFAULT_CACHE_STORE,
     CacheEntry,
     CachePolicy,
     CacheStore,
-    KeyFunction,
     compute_key,
     source_hash,
 )
+from reflow.task.config import TaskConfig
 from reflow.task.hooks import (
     StateHandler,
     TaskHook,
@@ -60,16 +54,14 @@ from reflow.task.hooks import (
 from reflow.task.hooks import (
     logger as task_logger,
 )
-from reflow.task.options import Jittered, RetryDelay, check_jitter_factor, delay_wait
+from reflow.task.options import RetryDelay
 from reflow.task.run import AttemptRecord, TaskRun
-from reflow.task.signals import Fail, Skip
+from reflow.task.signals import BAD_CALL, Fail, Skip
 from reflow.task.signals import Retry as RetrySignal
 
 P = ParamSpec("P")
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
-
-HOOK_KINDS = ("on_running", "on_retry", "on_completion", "on_failure")
 
 
 class Task(Generic[P, R]):
@@ -86,7 +78,7 @@ class Task(Generic[P, R]):
             raise TypeError(f"@task cannot run the generator function {fn.__qualname__}")
         self.fn = fn
         self._options = options
-        o = _Options(fn, options)
+        o = TaskConfig(fn, options)
         self.name: str = o.name
         self.description: str | None = o.description
         self.version: str | None = o.version
@@ -123,6 +115,7 @@ class Task(Generic[P, R]):
             on_success=self._on_success,
             on_giveup=self._on_giveup,
         )(attempt)
+        self._retriable.__qualname__ = self.__qualname__  # its logs and notes name the task
 
     # -- the public surface -------------------------------------------------------------------
 
@@ -135,11 +128,11 @@ class Task(Generic[P, R]):
 
     def with_options(self, **overrides: Any) -> Task[P, R]:
         """A new task of the same function with some options replaced."""
-        unknown = set(overrides) - set(_Options.NAMES)
+        unknown = set(overrides) - set(TaskConfig.NAMES)
         if unknown:
             raise TypeError(
                 f"with_options() got unknown option(s) {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(_Options.NAMES)}"
+                f"known: {', '.join(TaskConfig.NAMES)}"
             )
         current = {**self._options, **self.hooks, "state_handlers": self.state_handlers}
         current["revert"] = self.revert_fn
@@ -192,6 +185,12 @@ class Task(Generic[P, R]):
             raise
         self._store(run, key)
         return self._outcome(run, return_state)
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        """Bind like a function does, so `@task` works on methods."""
+        if obj is None:
+            return self
+        return types.MethodType(self, obj)
 
     def __repr__(self) -> str:
         return f"<Task {self.name} retries={self.retries}>"
@@ -271,6 +270,9 @@ class Task(Generic[P, R]):
         except Skip as signal:
             run.skip = signal
             return signal.result
+        except TypeError as exc:
+            self._mark_bad_call(exc, args, kwargs)
+            raise
 
     async def _attempt_async(
         self, run: TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -280,6 +282,21 @@ class Task(Generic[P, R]):
         except Skip as signal:
             run.skip = signal
             return signal.result
+        except TypeError as exc:
+            self._mark_bad_call(exc, args, kwargs)
+            raise
+
+    def _mark_bad_call(self, exc: TypeError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A TypeError whose cause is the call itself is not retried: it would fail again."""
+        try:
+            inspect.signature(self.fn).bind(*args, **kwargs)
+        except TypeError as mismatch:
+            setattr(exc, BAD_CALL, True)
+            exc.add_note(
+                f"reflow: task {self.name} was called with arguments that do not fit: {mismatch}"
+            )
+        except ValueError:
+            pass  # no signature to check against
 
     def _before_attempt(self, st: AttemptState) -> Any:
         run: TaskRun = st.args[0]
@@ -313,7 +330,7 @@ class Task(Generic[P, R]):
         except Exception as error:
             self._condition_failed(run, exc, error)
         if not verdict:
-            raise StopRetrying
+            raise StopRetrying("retry_condition_fn returned False")
         return None
 
     async def _ask_condition_async(
@@ -326,7 +343,7 @@ class Task(Generic[P, R]):
         except Exception as error:
             self._condition_failed(run, exc, error)
         if not verdict:
-            raise StopRetrying
+            raise StopRetrying("retry_condition_fn returned False")
 
     def _condition_failed(self, run: TaskRun, exc: Any, error: Exception) -> None:
         run.hook_errors.append(error)
@@ -336,7 +353,7 @@ class Task(Generic[P, R]):
             "reflow: retry_condition_fn of task %s raised; not retrying", self.name,
             exc_info=(type(error), error, error.__traceback__),
         )  # fmt: skip
-        raise StopRetrying from error
+        raise StopRetrying(f"retry_condition_fn raised {type(error).__name__}") from error
 
     def _before_wait(self, st: AttemptState) -> Any:
         run: TaskRun = st.args[0]
@@ -366,6 +383,10 @@ class Task(Generic[P, R]):
 
 class _AsyncTask(Task[P, R]):
     """A task of an `async def` function: calling it returns a coroutine."""
+
+    def __init__(self, fn: Callable[P, R], **options: Any) -> None:
+        super().__init__(fn, **options)
+        mark_coroutine_function(self)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         return_state = self._pop_return_state(kwargs)
@@ -399,107 +420,6 @@ def _parameter_names(fn: Callable[..., Any]) -> set[str]:
         return set(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return set()
-
-
-class _Options:
-    """The options of `@task`, validated; raises naming the option at decoration time."""
-
-    NAMES = (
-        "name", "description", "version", "tags", "retries", "retry_delay_seconds",
-        "retry_jitter_factor", "retry_condition_fn", "retry_on", "timeout_seconds",
-        "cache_policy", "cache_key_fn", "cache_expiration", "refresh_cache", "cache_store",
-        "persist_result", "on_running", "on_retry", "on_completion", "on_failure",
-        "state_handlers", "skip_on_upstream_skip", "trigger", "revert",
-    )  # fmt: skip
-
-    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
-        unknown = set(options) - set(self.NAMES)
-        if unknown:
-            raise TypeError(f"@task got unknown option(s) {', '.join(sorted(unknown))}")
-        get = options.get
-        name = get("name") or getattr(fn, "__name__", type(fn).__name__)
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {name!r}")
-        self.name: str = name
-        self.description = get("description")
-        self.version = get("version")
-        tags = get("tags") or ()
-        if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
-            raise TypeError(f"tags takes a list of strings, got {tags!r}")
-        self.tags = frozenset(tags)
-        retries = get("retries")
-        if retries is None:
-            retries = settings.task_default_retries()
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a whole number of 0 or more, got {retries!r}")
-        self.retries = retries
-        delay = get("retry_delay_seconds")
-        if delay is None:
-            delay = settings.task_default_retry_delay_seconds()
-        wait = delay_wait(delay, retries)
-        jitter = check_jitter_factor(get("retry_jitter_factor"))
-        self.wait = Jittered(wait, jitter) if jitter else wait
-        self.retry_condition_fn = get("retry_condition_fn")
-        if self.retry_condition_fn is not None and not callable(self.retry_condition_fn):
-            raise TypeError(
-                f"retry_condition_fn takes a function (task, run, state) -> bool, "
-                f"got {self.retry_condition_fn!r}"
-            )
-        timeout = get("timeout_seconds")
-        self.timeout_seconds = (
-            None if timeout is None else to_seconds(timeout, "timeout_seconds", allow_zero=False)
-        )
-        self.until = self._until(get("retry_on"))
-        self.cache_policy = self._cache_policy(get("cache_policy"), get("cache_key_fn"))
-        expiration = get("cache_expiration")
-        self.cache_expiration = (
-            None if expiration is None else to_seconds(expiration, "cache_expiration")
-        )
-        self.refresh_cache = bool(get("refresh_cache", False))
-        store = get("cache_store")
-        if store is None:  # not `or`: an empty store is falsy (it has a __len__)
-            store = DEFAULT_CACHE_STORE
-        if not isinstance(store, CacheStore):
-            raise TypeError(f"cache_store takes an object with get() and put(), got {store!r}")
-        self.cache_store = store
-        self.persist_result = get("persist_result")
-        self.skip_on_upstream_skip = bool(get("skip_on_upstream_skip", True))
-        self.trigger = get("trigger")
-        revert = get("revert")
-        self.revert = None if revert is None else check_callables(revert, "revert")[0]
-        self.hooks = {kind: check_callables(get(kind), kind) for kind in HOOK_KINDS}
-        self.state_handlers = check_callables(
-            get("state_handlers"), "state_handlers", allow_async=False
-        )
-
-    def _until(self, retry_on: Any) -> Condition:
-        until: Condition = AttemptsExhausted(1 + self.retries) | ExceptionMatches(Fail)
-        if retry_on is not None:
-            types = check_exception_types(
-                tuple(retry_on) if isinstance(retry_on, list) else retry_on, "retry_on"
-            )
-            if self.timeout_seconds is not None:
-                types = (*types, AttemptTimeout)
-            # a Retry signal is retried whatever retry_on says
-            until = until | ~(NoException() | ExceptionMatches((*types, RetrySignal)))
-        return until
-
-    @staticmethod
-    def _cache_policy(policy: Any, key_fn: Any) -> CachePolicy | None:
-        if key_fn is not None:
-            if not callable(key_fn):
-                raise TypeError(
-                    f"cache_key_fn takes a function (context, args) -> str, got {key_fn!r}"
-                )
-            key_policy: CachePolicy = KeyFunction(key_fn)
-            return key_policy if policy is None else policy + key_policy
-        if policy is None:
-            return None
-        if not isinstance(policy, CachePolicy):
-            raise TypeError(
-                f"cache_policy takes INPUTS, TASK_SOURCE, NO_CACHE or a combination, got {policy!r}"
-            )
-        return policy
 
 
 def _make(fn: Callable[P, R], options: dict[str, Any]) -> Task[P, R]:
@@ -550,7 +470,7 @@ def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """
     if fn is not None:
         return _make(fn, options)
-    _Options(lambda: None, options)  # check the options now, before there is a function
+    TaskConfig(lambda: None, options)  # check the options now, before there is a function
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
         return _make(fn, options)

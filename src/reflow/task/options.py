@@ -29,7 +29,9 @@ def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
 def delay_wait(retry_delay_seconds: RetryDelay, retries: int) -> Wait:
     """The wait between retries: a number, a list (the last repeats) or `f(retries) -> list`."""
     value = retry_delay_seconds
-    if callable(value) and not isinstance(value, Wait):
+    if isinstance(value, Wait):
+        return value  # a reflow.retry.waits strategy
+    if callable(value):
         value = value(retries)
         if isinstance(value, str | bytes) or not isinstance(value, Sequence):
             raise TypeError(
@@ -46,7 +48,10 @@ def delay_wait(retry_delay_seconds: RetryDelay, retries: int) -> Wait:
 
 
 class Jittered(Wait):
-    """Spread each delay uniformly over `[d * (1 - min(f, 1)), d * (1 + f)]`; the mean stays `d`."""
+    """Spread each delay `d` uniformly over `[d * (1 - min(f, 1)), d * (1 + f)]`.
+
+    Never above `(1 + f) * d`; the mean stays `d` for `f <= 1`.
+    """
 
     __slots__ = ("factor", "inner")
 

@@ -27,3 +27,11 @@ class Fail(Signal):
 
 class Retry(Signal):
     """Retry the task run if retries remain, whatever `retry_on` and `retry_condition_fn` say."""
+
+
+BAD_CALL = "_reflow_bad_call"
+
+
+def is_bad_call(exc: Exception) -> bool:
+    """Whether `exc` is a TypeError from calling a task with arguments that do not fit it."""
+    return getattr(exc, BAD_CALL, False) is True
