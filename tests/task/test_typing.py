@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-mypy_api = pytest.importorskip("mypy.api")
+from tests.conftest import MypyRun
 
 HERE = Path(__file__).parent
-ROOT = HERE.parents[1]
 
 pytestmark = pytest.mark.slow
-
-MypyRun = Callable[..., tuple[str, int]]
-
-
-@pytest.fixture(scope="module")
-def mypy(tmp_path_factory: pytest.TempPathFactory) -> MypyRun:
-    """Run mypy --strict in-process on files; the runs of this module share one cache."""
-    cache = tmp_path_factory.mktemp("mypy-cache")
-
-    def run(*files: Path) -> tuple[str, int]:
-        stdout, stderr, status = mypy_api.run(
-            [
-                "--strict",
-                "--config-file", str(ROOT / "pyproject.toml"),
-                "--cache-dir", str(cache),
-                "--no-error-summary",
-                "--hide-error-context",
-                *map(str, files),
-            ]
-        )  # fmt: skip
-        return stdout + stderr, status
-
-    return run
 
 
 def test_correct_uses_type_check(mypy: MypyRun) -> None:

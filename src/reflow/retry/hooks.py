@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from reflow.retry.errors import StopRetrying
 from reflow.retry.state import AttemptState
@@ -27,21 +28,23 @@ HOOK_NAMES = (
 )
 
 
-def check_hooks(value: Hook | Iterable[Hook] | None, argument: str) -> tuple[Hook, ...]:
+def check_hooks(
+    value: Any, argument: str, signature: str = "(AttemptState) -> None"
+) -> tuple[Any, ...]:
     """Return hooks as a tuple, raising at decoration time on anything not callable."""
     if value is None:
         return ()
     if isinstance(value, str | bytes):
-        raise TypeError(f"{argument} takes functions (AttemptState) -> None, got {value!r}")
+        raise TypeError(f"{argument} takes functions {signature}, got {value!r}")
     try:
         hooks = (value,) if callable(value) else tuple(value)
     except TypeError:
         raise TypeError(
-            f"{argument} takes a function (AttemptState) -> None or a list of them, got {value!r}"
+            f"{argument} takes a function {signature} or a list of them, got {value!r}"
         ) from None
     for hook in hooks:
         if not callable(hook):
-            raise TypeError(f"{argument} takes functions (AttemptState) -> None, got {hook!r}")
+            raise TypeError(f"{argument} takes functions {signature}, got {hook!r}")
     return hooks
 
 

@@ -90,7 +90,7 @@ class TaskConfig:
         self.revert = revert
         self.hooks = {kind: check_callables(get(kind), kind) for kind in HOOK_KINDS}
         self.state_handlers = check_callables(
-            get("state_handlers"), "state_handlers", allow_async=False
+            get("state_handlers"), "state_handlers", "(task, old, new)", allow_async=False
         )
 
     def _until(self, retry_on: Any) -> Condition:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from reflow.retry.hooks import run_awaitable
+from reflow.retry.hooks import check_hooks, run_awaitable
 from reflow.states import State
 
 if TYPE_CHECKING:
@@ -24,21 +24,12 @@ TaskHook = Callable[["Task[..., Any]", "TaskRun", State[Any]], object]
 StateHandler = Callable[["Task[..., Any]", "State[Any] | None", State[Any]], "State[Any] | None"]
 
 
-def check_callables(value: Any, argument: str, *, allow_async: bool = True) -> tuple[Any, ...]:
+def check_callables(
+    value: Any, argument: str, signature: str = "(task, run, state)", *, allow_async: bool = True
+) -> tuple[Any, ...]:
     """Hooks given as one function or a list, checked when the task is made."""
-    if value is None:
-        return ()
-    if isinstance(value, str | bytes):
-        raise TypeError(f"{argument} takes functions, got the string {value!r}")
-    try:
-        items = (value,) if callable(value) else tuple(value)
-    except TypeError:
-        raise TypeError(
-            f"{argument} takes a function or a list of functions, got {value!r}"
-        ) from None
+    items = check_hooks(value, argument, signature)
     for item in items:
-        if not callable(item):
-            raise TypeError(f"{argument} takes functions, got {item!r}")
         if not allow_async and inspect.iscoroutinefunction(item):
             raise TypeError(
                 f"{argument} must be plain functions: {item.__qualname__} is async, and a state "
