@@ -170,10 +170,8 @@ class Task(Generic[P, R]):
     def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State[R]: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return_state = self._pop_return_state(kwargs)
-        run = self._start(args, kwargs)
-        key = self._cache_key(run)
-        if key is not None and self._serve_cached(run, key):
+        run, key, return_state, hit = self._begin(args, kwargs)
+        if hit:
             fire_sync(self, self.hooks[_final_hook(run.state)], run, run.state)
             return self._outcome(run, return_state)
         try:
@@ -183,8 +181,7 @@ class Task(Generic[P, R]):
         except BaseException as interrupt:
             self._cancel(run, interrupt)
             raise
-        self._store(run, key)
-        return self._outcome(run, return_state)
+        return self._finish(run, key, return_state)
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         """Bind like a function does, so `@task` works on methods."""
@@ -196,6 +193,21 @@ class Task(Generic[P, R]):
         return f"<Task {self.name} retries={self.retries}>"
 
     # -- one call -----------------------------------------------------------------------------
+
+    def _begin(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[TaskRun, str | None, bool, bool]:
+        """Start a run (Pending) and consult the cache; on a hit the run has its final state."""
+        return_state = self._pop_return_state(kwargs)
+        run = self._start(args, kwargs)
+        key = self._cache_key(run)
+        hit = key is not None and self._serve_cached(run, key)
+        return run, key, return_state, hit
+
+    def _finish(self, run: TaskRun, key: str | None, return_state: bool) -> Any:
+        """Cache a completed result, then return the value, the state, or raise the failure."""
+        self._store(run, key)
+        return self._outcome(run, return_state)
 
     def _pop_return_state(self, kwargs: dict[str, Any]) -> bool:
         if "return_state" in kwargs and not self._takes_return_state:
@@ -389,10 +401,8 @@ class _AsyncTask(Task[P, R]):
         mark_coroutine_function(self)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        return_state = self._pop_return_state(kwargs)
-        run = self._start(args, kwargs)
-        key = self._cache_key(run)
-        if key is not None and self._serve_cached(run, key):
+        run, key, return_state, hit = self._begin(args, kwargs)
+        if hit:
             await fire_async(self, self.hooks[_final_hook(run.state)], run, run.state)
             return self._outcome(run, return_state)
         try:
@@ -402,8 +412,7 @@ class _AsyncTask(Task[P, R]):
         except BaseException as interrupt:
             self._cancel(run, interrupt)
             raise
-        self._store(run, key)
-        return self._outcome(run, return_state)
+        return self._finish(run, key, return_state)
 
 
 def _final_hook(state: State[Any]) -> str:
