@@ -71,8 +71,8 @@ def plan(
     deadline = policy.deadline
     attempt = 0
     last: str | bool = False  # a hook asked for this attempt to be the last (and maybe why)
-    if policy.budget is not None and first is None:
-        policy.budget.record_call()
+    if policy.budget is not None:
+        policy.budget.record_call()  # once per call, whoever ran its first attempt
     while True:
         attempt += 1
         if first is not None:

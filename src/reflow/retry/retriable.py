@@ -59,6 +59,20 @@ class Retriable(Generic[P, R]):
         result: R = drive_sync(steps, self._fn, args, kwargs)
         return result
 
+    def continue_after(
+        self, failure: Exception, started: float, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        """Finish a call whose first attempt the caller ran itself, and which raised `failure`.
+
+        For layers above that run the first attempt inline on their own fast path: hooks and
+        conditions then see attempt 1 as if this Retriable had made it. `started` is the retry
+        clock's reading (`reflow.retry._clock.monotonic()`) taken before that attempt.
+        """
+        steps = plan(self._policy, self.__qualname__, args, kwargs, started, (failure, None))
+        del failure  # the traceback holds the caller's frame: leave no reference cycle here
+        result: R = drive_sync(steps, self._fn, args, kwargs)
+        return result
+
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         """Bind like a function does, so `@retry` works on methods."""
         if obj is None:
@@ -130,6 +144,13 @@ class _AsyncRetriable(Retriable[P, R]):
         else:
             steps = plan(policy, self.__qualname__, args, kwargs, start)
         return await drive_async(steps, fn, args, kwargs)
+
+    async def continue_after(  # type: ignore[override]
+        self, failure: Exception, started: float, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        steps = plan(self._policy, self.__qualname__, args, kwargs, started, (failure, None))
+        del failure
+        return await drive_async(steps, self._fn, args, kwargs)  # type: ignore[arg-type]
 
 
 def mark_coroutine_function(obj: object) -> None:

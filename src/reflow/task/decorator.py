@@ -18,6 +18,7 @@ from reflow.retry import (
     AttemptState,
     AttemptTimeout,
     StopRetrying,
+    _clock,
     retry,
 )
 from reflow.retry.hooks import run_awaitable
@@ -116,6 +117,16 @@ class Task(Generic[P, R]):
             on_giveup=self._on_giveup,
         )(attempt)
         self._retriable.__qualname__ = self.__qualname__  # its logs and notes name the task
+        self._fast = self._can_run_fast()
+
+    def _can_run_fast(self) -> bool:
+        """Whether a call may run its first attempt inline (nothing to fire, look up or time).
+
+        On the fast path the task records the same states and attempts itself and hands over to
+        its Retriable only if that attempt raises; hooks, a cache or a timeout need the full path.
+        """
+        has_hooks = any(self.hooks.values())
+        return not (has_hooks or self.cache_policy is not None or self.timeout_seconds)
 
     # -- the public surface -------------------------------------------------------------------
 
@@ -161,6 +172,7 @@ class Task(Generic[P, R]):
 
     def _add_hook(self, kind: str, fn: F) -> F:
         self.hooks = {**self.hooks, kind: (*self.hooks[kind], *check_callables(fn, kind))}
+        self._fast = self._can_run_fast()
         return fn
 
     @overload
@@ -170,6 +182,8 @@ class Task(Generic[P, R]):
     def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State[R]: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._fast:
+            return self._call_fast(args, kwargs)
         run, key, return_state, hit = self._begin(args, kwargs)
         if hit:
             fire_sync(self, self.hooks[_final_hook(run.state)], run, run.state)
@@ -182,6 +196,30 @@ class Task(Generic[P, R]):
             self._cancel(run, interrupt)
             raise
         return self._finish(run, key, return_state)
+
+    def _call_fast(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return_state = self._pop_return_state(kwargs)
+        run = self._start(args, kwargs)
+        started = _clock.monotonic()
+        self._first_attempt(run)
+        try:
+            result = self._attempt_sync(run, args, kwargs)
+        except Exception as exc:
+            failure = exc
+        except BaseException as interrupt:
+            self._cancel(run, interrupt)
+            raise
+        else:
+            self._complete(run, result)
+            return self._outcome(run, return_state)
+        try:
+            self._retriable.continue_after(failure, started, (run, args, kwargs), {})
+        except Exception:
+            pass  # the final state holds it; _outcome raises it
+        except BaseException as interrupt:
+            self._cancel(run, interrupt)
+            raise
+        return self._outcome(run, return_state)
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         """Bind like a function does, so `@task` works on methods."""
@@ -376,15 +414,24 @@ class Task(Generic[P, R]):
 
     def _on_success(self, st: AttemptState) -> Any:
         run: TaskRun = st.args[0]
+        state = self._complete(run, st.result)
+        return self._fire(_final_hook(state), run, state)
+
+    def _complete(self, run: TaskRun, result: Any) -> State[Any]:
+        """End the current attempt and the run as Completed, or Skipped after a Skip signal."""
         record = run.attempts[-1]
         record.ended = time.time()
         if run.skip is not None:
-            final = Skipped(run.skip.message, data=st.result, attempt=st.attempt)
+            final = Skipped(run.skip.message, data=result, attempt=record.number)
         else:
-            final = Completed(st.result, attempt=st.attempt)
+            final = Completed(result, attempt=record.number)
         record.state = final
-        state = self._transition(run, final)
-        return self._fire(_final_hook(state), run, state)
+        return self._transition(run, final)
+
+    def _first_attempt(self, run: TaskRun) -> None:
+        """Move a new run to Running for attempt 1, as the before_attempt hook would."""
+        state = self._transition(run, Running(attempt=1))
+        run.attempts.append(AttemptRecord(1, state.timestamp))
 
     def _on_giveup(self, st: AttemptState) -> Any:
         run: TaskRun = st.args[0]
@@ -401,6 +448,8 @@ class _AsyncTask(Task[P, R]):
         mark_coroutine_function(self)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if self._fast:
+            return await self._call_fast_async(args, kwargs)
         run, key, return_state, hit = self._begin(args, kwargs)
         if hit:
             await fire_async(self, self.hooks[_final_hook(run.state)], run, run.state)
@@ -413,6 +462,30 @@ class _AsyncTask(Task[P, R]):
             self._cancel(run, interrupt)
             raise
         return self._finish(run, key, return_state)
+
+    async def _call_fast_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return_state = self._pop_return_state(kwargs)
+        run = self._start(args, kwargs)
+        started = _clock.monotonic()
+        self._first_attempt(run)
+        try:
+            result = await self._attempt_async(run, args, kwargs)
+        except Exception as exc:
+            failure = exc
+        except BaseException as interrupt:
+            self._cancel(run, interrupt)
+            raise
+        else:
+            self._complete(run, result)
+            return self._outcome(run, return_state)
+        try:
+            await self._retriable.continue_after(failure, started, (run, args, kwargs), {})
+        except Exception:
+            pass  # the final state holds it; _outcome raises it
+        except BaseException as interrupt:
+            self._cancel(run, interrupt)
+            raise
+        return self._outcome(run, return_state)
 
 
 def _final_hook(state: State[Any]) -> str:
