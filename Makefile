@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/retry_demo.py
+	$(BIN)/python examples/task_demo.py
 
 test: $(STAMP)
 	$(BIN)/ruff check .
