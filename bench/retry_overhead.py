@@ -21,21 +21,15 @@ on, as in a real program: cyclic garbage a library leaves behind is part of its 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
-import gc
-import importlib.metadata
-import itertools
-import os
-import platform
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import _timing
 import backoff
 import stamina
 import stamina.instrumentation
@@ -47,6 +41,7 @@ from reflow.retry import _clock as reflow_clock
 ATTEMPTS = 3
 SCENARIOS = ("sync success", "sync fail-once", "async success", "async fail-once")
 BASELINE = "hand-written loop"
+MISSED = "(some targets missed; the exit status stays 0: this is a report, not a test)"
 
 SyncFn = Callable[[], Any]
 AsyncFn = Callable[[], Awaitable[Any]]
@@ -193,18 +188,10 @@ def prepare_stamina() -> None:
 
 
 @dataclass
-class Cell:
-    impl: str
-    scenario: str
-    call: Callable[[], Any]
-    counter: Counter | None
-    is_async: bool
-    iterations: int = 0
-    times: list[int] = field(default_factory=list)
+class Cell(_timing.Cell):
+    """A cell whose column is a scenario; a fail-once one counts its target's runs."""
 
-    def ns_per_call(self, stat: str) -> float:
-        best = min(self.times) if stat == "min" else statistics.median(self.times)
-        return best / self.iterations
+    counter: Counter | None = None
 
 
 def build_cells() -> list[Cell]:
@@ -221,66 +208,21 @@ def build_cells() -> list[Cell]:
                 target = make_flaky_async(counter) if is_async else make_flaky(counter)
             else:
                 target = make_ok_async() if is_async else make_ok()
-            cells.append(Cell(impl.name, scenario, decorate(target), counter, is_async))
+            cells.append(Cell(impl.name, scenario, decorate(target), is_async, counter=counter))
     return cells
-
-
-def time_sync(fn: SyncFn, n: int) -> int:
-    start = time.perf_counter_ns()
-    for _ in itertools.repeat(None, n):
-        fn()
-    return time.perf_counter_ns() - start
-
-
-async def time_async(fn: AsyncFn, n: int) -> int:
-    start = time.perf_counter_ns()
-    for _ in itertools.repeat(None, n):
-        await fn()
-    return time.perf_counter_ns() - start
-
-
-def run_cell(runner: asyncio.Runner, cell: Cell, n: int) -> int:
-    if cell.is_async:
-        return runner.run(time_async(cell.call, n))
-    return time_sync(cell.call, n)
 
 
 def check_cell(runner: asyncio.Runner, cell: Cell) -> None:
     """Each call must succeed; a fail-once call must run the target exactly twice."""
     before = cell.counter.calls if cell.counter else 0
     calls = 10
-    for _ in range(calls):
-        result = runner.run(cell.call()) if cell.is_async else cell.call()
-        if result is None:
-            raise SystemExit(f"{cell.impl} / {cell.scenario}: the call returned None")
+    if any(result is None for result in _timing.warm_up(runner, cell, calls)):
+        raise SystemExit(f"{cell.impl} / {cell.column}: the call returned None")
     if cell.counter is not None and cell.counter.calls - before != 2 * calls:
         raise SystemExit(
-            f"{cell.impl} / {cell.scenario}: {calls} calls ran the target "
+            f"{cell.impl} / {cell.column}: {calls} calls ran the target "
             f"{cell.counter.calls - before} times, expected {2 * calls}"
         )
-
-
-def calibrate(runner: asyncio.Runner, cell: Cell, seconds: float) -> None:
-    """Pick the iteration count so one repeat of the cell takes about `seconds`."""
-    target_ns = seconds * 1e9
-    n = 10
-    while True:
-        elapsed = max(run_cell(runner, cell, n), 1)
-        if elapsed >= target_ns / 5 or n >= 10_000_000:
-            break
-        n *= 10
-    cell.iterations = max(10, round(n * target_ns / elapsed))
-
-
-def measure(cells: list[Cell], runner: asyncio.Runner, repeats: int, seconds: float) -> None:
-    for cell in cells:
-        check_cell(runner, cell)
-        calibrate(runner, cell, seconds)
-    # Interleave: every repeat times every cell once, so slow spells of a noisy box are shared.
-    for _ in range(repeats):
-        for cell in cells:
-            gc.collect()
-            cell.times.append(run_cell(runner, cell, cell.iterations))
 
 
 # --- do they sleep(0)? -----------------------------------------------------------------------
@@ -330,13 +272,15 @@ def probe_sleeps(runner: asyncio.Runner) -> dict[tuple[str, bool], list[float]]:
     return found
 
 
-def zero_sleep_cost(runner: asyncio.Runner, repeats: int, seconds: float) -> tuple[float, float]:
+def zero_sleep_cost(runner: asyncio.Runner, settings: _timing.Settings) -> tuple[float, float]:
     """ns per `time.sleep(0)` and per `await asyncio.sleep(0)` on this machine."""
-    sync_cell = Cell("time.sleep(0)", "", functools.partial(time.sleep, 0), None, False)
-    async_cell = Cell("asyncio.sleep(0)", "", functools.partial(asyncio.sleep, 0), None, True)
+    sync_cell = _timing.Cell("time.sleep(0)", "", functools.partial(time.sleep, 0), False)
+    async_cell = _timing.Cell("asyncio.sleep(0)", "", functools.partial(asyncio.sleep, 0), True)
     for cell in (sync_cell, async_cell):
-        calibrate(runner, cell, seconds)
-        cell.times = [run_cell(runner, cell, cell.iterations) for _ in range(repeats)]
+        _timing.calibrate(runner, cell, settings.seconds, settings.min_iterations)
+        cell.times = [
+            _timing.run_cell(runner, cell, cell.iterations) for _ in range(settings.repeats)
+        ]
     return sync_cell.ns_per_call("min"), async_cell.ns_per_call("min")
 
 
@@ -347,16 +291,6 @@ def describe_sleeps(sleeps: list[float]) -> str:
 
 
 # --- report ----------------------------------------------------------------------------------
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for dist in ("reflow", "tenacity", "stamina", "backoff"):
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            found[dist] = "?"
-    return found
 
 
 def fmt_ns(ns: float) -> str:
@@ -390,29 +324,19 @@ TARGETS = [
 
 def report(
     cells: list[Cell],
-    stat: str,
-    repeats: int,
-    seconds: float,
+    settings: _timing.Settings,
     sleeps: dict[tuple[str, bool], list[float]],
     zero_sleeps: tuple[float, float],
     wall: float,
 ) -> tuple[str, bool]:
-    ns = {(c.impl, c.scenario): c.ns_per_call(stat) for c in cells}
-    lines = []
-    info = versions()
-    lines.append(
-        "Python "
-        + info.pop("python")
-        + f" ({platform.python_implementation()}, {sys.platform}, {os.cpu_count()} CPUs); "
-        + ", ".join(f"{k} {v}" for k, v in info.items())
-    )
-    lines.append(
-        f"{stat} of {repeats} interleaved repeats of ~{seconds:g} s each per cell; "
-        f"{ATTEMPTS} attempts, zero wait; ratio = ns/call / {BASELINE} in the same column"
-    )
-    lines.append("")
-    lines.append("| implementation | " + " | ".join(SCENARIOS) + " |")
-    lines.append("| --- | " + " | ".join("---:" for _ in SCENARIOS) + " |")
+    ns = {(c.impl, c.column): c.ns_per_call(settings.stat) for c in cells}
+    lines = [
+        _timing.environment(("reflow", "tenacity", "stamina", "backoff")),
+        f"{settings.describe()}; "
+        f"{ATTEMPTS} attempts, zero wait; ratio = ns/call / {BASELINE} in the same column",
+        "",
+        *_timing.table_head(["implementation", *SCENARIOS]),
+    ]
     for impl in IMPLS:
         row = [impl.name]
         for scenario in SCENARIOS:
@@ -422,13 +346,12 @@ def report(
                 row.append("n/a")
             else:
                 row.append(f"{fmt_ns(value)} ({value / base:.2f}x)")
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(_timing.table_row(row))
 
     lines.append("")
     lines.append("Targets:")
     lines.append("")
-    lines.append("| ratio | target | sync | async |")
-    lines.append("| --- | --- | ---: | ---: |")
+    lines.extend(_timing.table_head(["ratio", "target", "sync", "async"], left=2))
     all_pass = True
     notes = []
     for target in TARGETS:
@@ -442,14 +365,14 @@ def report(
             ratio = top / bottom
             ok = ratio <= target.bound if target.at_most else ratio >= target.bound
             all_pass &= ok
-            row.append(f"{ratio:.2f}x {'PASS' if ok else 'MISS'}")
+            row.append(f"{ratio:.2f}x {_timing.verdict(ok)}")
             if top_kind == "fail-once":
                 # The same ratio with the cost of the zero sleeps each side asked for taken out.
                 cost = zero_sleeps[is_async]
                 top -= cost * len(sleeps.get((top_impl, is_async), []))
                 bottom -= cost * len(sleeps.get((bottom_impl, is_async), []))
                 unslept.append(f"{mode} {top / bottom:.2f}x")
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(_timing.table_row(row))
         if unslept:
             notes.append(f"{target.label} without the zero sleeps' cost: " + ", ".join(unslept))
     lines.append("")
@@ -466,7 +389,7 @@ def report(
     lines.append("")
     lines.append(
         f"On this machine `time.sleep(0)` alone costs {fmt_ns(zero_sleeps[0])} and "
-        f"`await asyncio.sleep(0)` {fmt_ns(zero_sleeps[1])} (min of {repeats})."
+        f"`await asyncio.sleep(0)` {fmt_ns(zero_sleeps[1])} (min of {settings.repeats})."
     )
     lines.append("")
     lines.append(f"Whole run: {wall:.1f} s.")
@@ -474,34 +397,19 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fast smoke run (a few seconds)")
-    parser.add_argument("--markdown", metavar="FILE", help="also write the report to FILE")
-    parser.add_argument("--repeats", type=int, help="repeats per cell (default 9, quick 3)")
-    parser.add_argument(
-        "--seconds", type=float, help="duration of one repeat of a cell (default 0.15, quick 0.01)"
-    )
-    parser.add_argument("--stat", choices=("min", "median"), default="min")
-    args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 9)
-    seconds = args.seconds or (0.01 if args.quick else 0.15)
+    parser = _timing.option_parser(__doc__.splitlines()[0], "fast smoke run (a few seconds)")
+    settings = _timing.Settings.from_args(parser.parse_args(argv))
 
     started = time.perf_counter()
     prepare_stamina()
     with asyncio.Runner() as runner:
         sleeps = probe_sleeps(runner)
         cells = build_cells()
-        measure(cells, runner, repeats, seconds)
-        zero_sleeps = zero_sleep_cost(runner, repeats, seconds)
+        _timing.measure(cells, runner, settings, check_cell)
+        zero_sleeps = zero_sleep_cost(runner, settings)
     wall = time.perf_counter() - started
-    text, all_pass = report(cells, args.stat, repeats, seconds, sleeps, zero_sleeps, wall)
-    print(text, end="")
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as out:
-            out.write(text)
-    if not all_pass:
-        print("(some targets missed; the exit status stays 0: this is a report, not a test)")
-    return 0
+    text, all_pass = report(cells, settings, sleeps, zero_sleeps, wall)
+    return _timing.finish(text, settings, all_pass, MISSED)
 
 
 if __name__ == "__main__":

@@ -26,22 +26,18 @@ overhead of a row is its time minus the bare call's in the same column.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import atexit
 import contextlib
-import gc
-import importlib.metadata
-import itertools
 import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import _timing
 
 import reflow
 
@@ -51,11 +47,11 @@ REFLOW_TASK = "reflow @task"
 PREFECT_TASK = "Prefect @task"
 PREFECT_HELD = "Prefect @task, client held open"
 TARGET_RATIO = 100.0
-MIN_ITERATIONS = 10  # per repeat; quick runs use 3
+QUICK_MIN_ITERATIONS = 3  # per repeat; full runs use _timing.MIN_ITERATIONS
 SERVER_LOG = "ephemeral-server.log"
+MISSED = "(the target missed or could not be measured; the exit status stays 0: a report)"
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-Around = Callable[[], Any]  # a factory of a (sync or async) context manager held while timing
 
 
 # --- the target ------------------------------------------------------------------------------
@@ -86,7 +82,7 @@ def no_wrapping(fn: Callable[..., Any]) -> Callable[..., Any]:
 class Impl:
     name: str
     decorate: Decorator
-    around: tuple[Around | None, Around | None] = (None, None)  # (sync, async)
+    around: tuple[_timing.Around | None, _timing.Around | None] = (None, None)  # (sync, async)
     first_call: bool = True  # whether its first call is worth its own column
 
 
@@ -188,55 +184,24 @@ def log_tail(path: str, lines: int = 15) -> str:
 
 
 @dataclass
-class Cell:
-    impl: str
-    mode: str
-    call: Callable[[], Any]
-    around: Around | None
-    iterations: int = 0
-    times: list[int] = field(default_factory=list)
+class Cell(_timing.Cell):
+    """A cell whose column is a mode, sync or async, and whose first call is timed apart."""
+
     first_ns: int | None = None
 
-    @property
-    def is_async(self) -> bool:
-        return self.mode == "async"
-
     def us_per_call(self, stat: str) -> float:
-        best = min(self.times) if stat == "min" else statistics.median(self.times)
-        return best / self.iterations / 1000
+        return self.ns_per_call(stat) / 1000
 
 
 def build_cells(impls: list[Impl]) -> list[Cell]:
     cells = []
     for impl in impls:
         for index, mode in enumerate(MODES):
-            fn = impl.decorate(make_add_async() if mode == "async" else make_add())
-            cells.append(Cell(impl.name, mode, lambda fn=fn: fn(1, 2), impl.around[index]))
+            is_async = mode == "async"
+            fn = impl.decorate(make_add_async() if is_async else make_add())
+            around = impl.around[index]
+            cells.append(Cell(impl.name, mode, lambda fn=fn: fn(1, 2), is_async, around))
     return cells
-
-
-def time_sync(cell: Cell, n: int) -> int:
-    fn = cell.call
-    with cell.around() if cell.around else contextlib.nullcontext():
-        start = time.perf_counter_ns()
-        for _ in itertools.repeat(None, n):
-            fn()
-        return time.perf_counter_ns() - start
-
-
-async def time_async(cell: Cell, n: int) -> int:
-    fn = cell.call
-    async with cell.around() if cell.around else contextlib.nullcontext():
-        start = time.perf_counter_ns()
-        for _ in itertools.repeat(None, n):
-            await fn()
-        return time.perf_counter_ns() - start
-
-
-def run_cell(runner: asyncio.Runner, cell: Cell, n: int) -> int:
-    if cell.is_async:
-        return runner.run(time_async(cell, n))
-    return time_sync(cell, n)
 
 
 def first_call(runner: asyncio.Runner, cell: Cell) -> None:
@@ -258,61 +223,17 @@ def first_call(runner: asyncio.Runner, cell: Cell) -> None:
         result = cell.call()
         cell.first_ns = time.perf_counter_ns() - start
     if result != 3:
-        raise SystemExit(f"{cell.impl} / {cell.mode}: add(1, 2) returned {result!r}")
+        raise SystemExit(f"{cell.impl} / {cell.column}: add(1, 2) returned {result!r}")
 
 
 def check_cell(runner: asyncio.Runner, cell: Cell, calls: int = 3) -> None:
     """Warm up: a few calls, each of which must return 3."""
-
-    async def call_async() -> list[Any]:
-        async with cell.around() if cell.around else contextlib.nullcontext():
-            return [await cell.call() for _ in range(calls)]
-
-    def call_sync() -> list[Any]:
-        with cell.around() if cell.around else contextlib.nullcontext():
-            return [cell.call() for _ in range(calls)]
-
-    results = runner.run(call_async()) if cell.is_async else call_sync()
+    results = _timing.warm_up(runner, cell, calls)
     if results != [3] * calls:
-        raise SystemExit(f"{cell.impl} / {cell.mode}: add(1, 2) returned {results!r}")
-
-
-def calibrate(runner: asyncio.Runner, cell: Cell, seconds: float, min_iterations: int) -> None:
-    """Pick the iteration count so one repeat of the cell takes about `seconds`."""
-    target_ns = seconds * 1e9
-    n = 1
-    while True:
-        elapsed = max(run_cell(runner, cell, n), 1)
-        if elapsed >= target_ns / 5 or n >= 10_000_000:
-            break
-        n *= 10
-    cell.iterations = max(min_iterations, round(n * target_ns / elapsed))
-
-
-def measure(
-    cells: list[Cell], runner: asyncio.Runner, repeats: int, seconds: float, min_iterations: int
-) -> None:
-    for cell in cells:
-        check_cell(runner, cell)
-        calibrate(runner, cell, seconds, min_iterations)
-    # Interleave: every repeat times every cell once, so slow spells of a noisy box are shared.
-    for _ in range(repeats):
-        for cell in cells:
-            gc.collect()
-            cell.times.append(run_cell(runner, cell, cell.iterations))
+        raise SystemExit(f"{cell.impl} / {cell.column}: add(1, 2) returned {results!r}")
 
 
 # --- report ----------------------------------------------------------------------------------
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for dist in ("reflow", "prefect", "pydantic", "httpx", "fastapi"):
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            found[dist] = "?"
-    return found
 
 
 def fmt_us(us: float) -> str:
@@ -343,30 +264,21 @@ def report(
     cells: list[Cell],
     impls: list[Impl],
     prefect: PrefectSetup,
-    stat: str,
-    repeats: int,
-    seconds: float,
-    min_iterations: int,
+    settings: _timing.Settings,
     wall: float,
 ) -> tuple[str, bool]:
-    us = {(c.impl, c.mode): c.us_per_call(stat) for c in cells}
-    first = {(c.impl, c.mode): c.first_ns for c in cells}
-    iterations = {(c.impl, c.mode): c.iterations for c in cells}
-    lines = []
-    info = versions()
-    lines.append(
-        "Python "
-        + info.pop("python")
-        + f" ({platform.python_implementation()}, {sys.platform}, {os.cpu_count()} CPUs); "
-        + ", ".join(f"{k} {v}" for k, v in info.items())
-    )
-    lines.append(
-        f"{stat} of {repeats} interleaved repeats of ~{seconds:g} s (at least {min_iterations} "
-        f"calls) each per cell; ratio = us/call / {BASELINE} in the same column"
-    )
-    lines.append("")
-    lines.append("| implementation | sync | async | first call, sync | first call, async |")
-    lines.append("| --- | ---: | ---: | ---: | ---: |")
+    us = {(c.impl, c.column): c.us_per_call(settings.stat) for c in cells}
+    first = {(c.impl, c.column): c.first_ns for c in cells}
+    iterations = {(c.impl, c.column): c.iterations for c in cells}
+    lines = [
+        _timing.environment(("reflow", "prefect", "pydantic", "httpx", "fastapi")),
+        f"{settings.describe(min_iterations=True)}; "
+        f"ratio = us/call / {BASELINE} in the same column",
+        "",
+        *_timing.table_head(
+            ["implementation", "sync", "async", "first call, sync", "first call, async"]
+        ),
+    ]
     for impl in impls:
         row = [impl.name]
         for mode in MODES:
@@ -374,7 +286,7 @@ def report(
             row.append(f"{fmt_us(value)} ({fmt_ratio(value / base)})")
         for mode in MODES:
             row.append(fmt_first(first[impl.name, mode]) if impl.first_call else "-")
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(_timing.table_row(row))
     lines.append("")
     prefect_iterations = sorted(
         {n for (name, _), n in iterations.items() if name.startswith("Prefect")}
@@ -390,8 +302,7 @@ def report(
 
     lines.append("Target (overhead = us/call minus the bare call's, same column):")
     lines.append("")
-    lines.append("| ratio | target | sync | async |")
-    lines.append("| --- | --- | ---: | ---: |")
+    lines.extend(_timing.table_head(["ratio", "target", "sync", "async"], left=2))
     all_pass = True
 
     def overhead(name: str, mode: str) -> float:
@@ -406,8 +317,8 @@ def report(
         ratio = overhead(PREFECT_TASK, mode) / overhead(REFLOW_TASK, mode)
         ok = ratio >= TARGET_RATIO
         all_pass &= ok
-        row.append(f"{ratio:,.0f}x {'PASS' if ok else 'MISS'}")
-    lines.append("| " + " | ".join(row) + " |")
+        row.append(f"{ratio:,.0f}x {_timing.verdict(ok)}")
+    lines.append(_timing.table_row(row))
     lines.append("")
     lines.append("For context (not targets), overhead ratios in the same run:")
     lines.append("")
@@ -437,19 +348,10 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fast smoke run")
-    parser.add_argument("--markdown", metavar="FILE", help="also write the report to FILE")
-    parser.add_argument("--repeats", type=int, help="repeats per cell (default 9, quick 3)")
-    parser.add_argument(
-        "--seconds", type=float, help="duration of one repeat of a cell (default 0.15, quick 0.01)"
-    )
-    parser.add_argument("--stat", choices=("min", "median"), default="min")
+    parser = _timing.option_parser(__doc__.splitlines()[0], "fast smoke run")
     parser.add_argument("--no-prefect", action="store_true", help="time the reflow rows only")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 9)
-    seconds = args.seconds or (0.01 if args.quick else 0.15)
-    min_iterations = 3 if args.quick else MIN_ITERATIONS
+    settings = _timing.Settings.from_args(args, quick_min_iterations=QUICK_MIN_ITERATIONS)
 
     started = time.perf_counter()
     prefect = PrefectSetup(error="left out (--no-prefect)") if args.no_prefect else load_prefect()
@@ -473,18 +375,10 @@ def main(argv: list[str] | None = None) -> int:
                 prefect.impls = []
                 impls = REFLOW_IMPLS
                 cells = reflow_cells
-        measure(cells, runner, repeats, seconds, min_iterations)
+        _timing.measure(cells, runner, settings, check_cell)
     wall = time.perf_counter() - started
-    text, all_pass = report(
-        cells, impls, prefect, args.stat, repeats, seconds, min_iterations, wall
-    )
-    print(text, end="")
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as out:
-            out.write(text)
-    if not all_pass:
-        print("(the target missed or could not be measured; the exit status stays 0: a report)")
-    return 0
+    text, all_pass = report(cells, impls, prefect, settings, wall)
+    return _timing.finish(text, settings, all_pass, MISSED)
 
 
 if __name__ == "__main__":
