@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
+from reflow import events
 from reflow.retry import (
     AttemptState,
     AttemptTimeout,
@@ -298,9 +299,14 @@ class Task(Generic[P, R]):
         self._transition(run, Cancelled(message, attempt=attempt))
 
     def _transition(self, run: TaskRun, new: State[Any]) -> State[Any]:
+        """Every state change of a run goes through here: handlers, history, then events."""
         if self.state_handlers:
             new = apply_handlers(self, self.state_handlers, run, new)
-        run.states.append(new)
+        states = run.states
+        states.append(new)
+        if events.subscribers:
+            previous = states[-2] if len(states) > 1 else None
+            events.publish(events.StateChange("task", run.id, run.task_name, new, previous))
         return new
 
     def _fire(self, kind: str, run: TaskRun, state: State[Any]) -> Any:
