@@ -199,10 +199,7 @@ class Task(Generic[P, R]):
         return self._finish(run, key, return_state)
 
     def _call_fast(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return_state = self._pop_return_state(kwargs)
-        run = self._start(args, kwargs)
-        started = _clock.monotonic()
-        self._first_attempt(run)
+        run, return_state, started = self._begin_fast(args, kwargs)
         try:
             result = self._attempt_sync(run, args, kwargs)
         except Exception as exc:
@@ -434,10 +431,20 @@ class Task(Generic[P, R]):
         record.state = final
         return self._transition(run, final)
 
-    def _first_attempt(self, run: TaskRun) -> None:
-        """Move a new run to Running for attempt 1, as the before_attempt hook would."""
+    def _begin_fast(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[TaskRun, bool, float]:
+        """Start a run and move it to Running for attempt 1, as the before_attempt hook would.
+
+        Returns the run, whether the caller asked for the state, and the retry clock's reading
+        for `Retriable.continue_after` should the attempt fail.
+        """
+        return_state = self._pop_return_state(kwargs)
+        run = self._start(args, kwargs)
+        started = _clock.monotonic()
         state = self._transition(run, Running(attempt=1))
         run.attempts.append(AttemptRecord(1, state.timestamp))
+        return run, return_state, started
 
     def _on_giveup(self, st: AttemptState) -> Any:
         run: TaskRun = st.args[0]
@@ -470,10 +477,7 @@ class _AsyncTask(Task[P, R]):
         return self._finish(run, key, return_state)
 
     async def _call_fast_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return_state = self._pop_return_state(kwargs)
-        run = self._start(args, kwargs)
-        started = _clock.monotonic()
-        self._first_attempt(run)
+        run, return_state, started = self._begin_fast(args, kwargs)
         try:
             result = await self._attempt_async(run, args, kwargs)
         except Exception as exc:
