@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from reflow.retry import _clock
 from reflow.retry.errors import attempt_timeout
@@ -53,8 +53,6 @@ Step = Run | CallHooks | Sleep
 Outcome = tuple[BaseException | None, Any]
 """An attempt's outcome: (exception, None) or (None, result)."""
 Plan = Generator[Step, Any, Outcome]
-
-NOT_STARTED: Final[Outcome] = (None, None)
 
 
 def plan(

@@ -12,6 +12,7 @@ import time
 import types
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from types import TracebackType
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from reflow import events
@@ -189,13 +190,8 @@ class Task(Generic[P, R]):
         if hit:
             fire_sync(self, self.hooks[_final_hook(run.state)], run, run.state)
             return self._outcome(run, return_state)
-        try:
+        with _Settle(self, run):
             self._retriable(run, args, kwargs)
-        except Exception:
-            pass  # the final state holds it; _outcome raises it
-        except BaseException as interrupt:
-            self._cancel(run, interrupt)
-            raise
         return self._finish(run, key, return_state)
 
     def _call_fast(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -210,13 +206,8 @@ class Task(Generic[P, R]):
         else:
             self._complete(run, result)
             return self._outcome(run, return_state)
-        try:
+        with _Settle(self, run):
             self._retriable.continue_after(failure, started, (run, args, kwargs), {})
-        except Exception:
-            pass  # the final state holds it; _outcome raises it
-        except BaseException as interrupt:
-            self._cancel(run, interrupt)
-            raise
         return self._outcome(run, return_state)
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
@@ -467,13 +458,8 @@ class _AsyncTask(Task[P, R]):
         if hit:
             await fire_async(self, self.hooks[_final_hook(run.state)], run, run.state)
             return self._outcome(run, return_state)
-        try:
+        with _Settle(self, run):
             await self._retriable(run, args, kwargs)
-        except Exception:
-            pass  # the final state holds it; _outcome raises it
-        except BaseException as interrupt:
-            self._cancel(run, interrupt)
-            raise
         return self._finish(run, key, return_state)
 
     async def _call_fast_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -488,14 +474,33 @@ class _AsyncTask(Task[P, R]):
         else:
             self._complete(run, result)
             return self._outcome(run, return_state)
-        try:
+        with _Settle(self, run):
             await self._retriable.continue_after(failure, started, (run, args, kwargs), {})
-        except Exception:
-            pass  # the final state holds it; _outcome raises it
-        except BaseException as interrupt:
-            self._cancel(run, interrupt)
-            raise
         return self._outcome(run, return_state)
+
+
+class _Settle:
+    """Around a task's retry loop: a failure is already the run's final state (the call's
+    outcome raises it); an interrupt (KeyboardInterrupt, CancelledError) cancels the run."""
+
+    __slots__ = ("run", "task")
+
+    def __init__(self, task: Task[..., Any], run: TaskRun) -> None:
+        self.task = task
+        self.run = run
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, Exception):
+            return True  # recorded in the final state by the on_giveup hook; raised from there
+        self.task._cancel(self.run, exc)
+        return False
 
 
 def _final_hook(state: State[Any]) -> str:
