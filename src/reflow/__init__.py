@@ -1,10 +1,22 @@
 """reflow: reliable workflows from layers that each work alone and compose.
 
-`import reflow` is light: the retry and task layers, standard library only, no server. The
-package's names `reflow.retry` and `reflow.task` are the decorators; their modules are reached
-with `from reflow.retry import ...` and `from reflow.task import ...`.
+`import reflow` is light: the retry, task and flow layers, standard library only, no server
+(pydantic and cloudpickle load when a flow first needs them). The package's names
+`reflow.retry`, `reflow.task` and `reflow.flow` are the decorators; their modules are reached
+with `from reflow.retry import ...`, `from reflow.task import ...`, `from reflow.flow import ...`.
 """
 
+from reflow import triggers
+from reflow.flow import (
+    Flow,
+    FlowPaused,
+    FlowRun,
+    ParameterError,
+    TriggerFailedError,
+    flow,
+    get_run_context,
+    get_run_logger,
+)
 from reflow.retry import (
     AttemptState,
     Retriable,
@@ -15,20 +27,42 @@ from reflow.retry import (
     retry,
     waits,
 )
-from reflow.task import Task, task
+from reflow.task import Fail, Pause, Retry, Skip, Task, task
+from reflow.task.futures import Future, FutureList, allow_failure, as_completed, unmapped, wait
+from reflow.task.limits import concurrency_limit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AttemptState",
+    "Fail",
+    "Flow",
+    "FlowPaused",
+    "FlowRun",
+    "Future",
+    "FutureList",
+    "ParameterError",
+    "Pause",
     "Retriable",
+    "Retry",
     "RetryBudget",
+    "Skip",
     "StopRetrying",
     "Task",
+    "TriggerFailedError",
     "__version__",
+    "allow_failure",
+    "as_completed",
     "attempting",
     "attempting_async",
+    "concurrency_limit",
+    "flow",
+    "get_run_context",
+    "get_run_logger",
     "retry",
     "task",
+    "triggers",
+    "unmapped",
+    "wait",
     "waits",
 ]

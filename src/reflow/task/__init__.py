@@ -11,9 +11,10 @@ from reflow.task.cache import (
     MemoryCacheStore,
 )
 from reflow.task.decorator import Task, task
+from reflow.task.futures import Future, FutureList, allow_failure, unmapped
 from reflow.task.options import exponential_backoff
 from reflow.task.run import AttemptRecord, TaskRun
-from reflow.task.signals import Fail, Retry, Signal, Skip
+from reflow.task.signals import Fail, Pause, Retry, Signal, Skip
 
 __all__ = [
     "INPUTS",
@@ -25,12 +26,17 @@ __all__ = [
     "CachePolicy",
     "CacheStore",
     "Fail",
+    "Future",
+    "FutureList",
     "MemoryCacheStore",
+    "Pause",
     "Retry",
     "Signal",
     "Skip",
     "Task",
     "TaskRun",
+    "allow_failure",
     "exponential_backoff",
     "task",
+    "unmapped",
 ]

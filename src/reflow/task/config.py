@@ -12,7 +12,7 @@ from reflow.retry.durations import to_seconds
 from reflow.task.cache import DEFAULT_CACHE_STORE, CachePolicy, CacheStore, KeyFunction
 from reflow.task.hooks import check_callables
 from reflow.task.options import Jittered, check_jitter_factor, delay_wait
-from reflow.task.signals import Fail, is_bad_call
+from reflow.task.signals import Fail, Pause, is_bad_call
 from reflow.task.signals import Retry as RetrySignal
 
 HOOK_KINDS = ("on_running", "on_retry", "on_completion", "on_failure")
@@ -94,10 +94,10 @@ class TaskConfig:
         )
 
     def _until(self, retry_on: Any) -> Condition:
-        # Fail, and a call whose arguments do not fit the signature, are never retried.
+        # Fail, Pause, and a call whose arguments do not fit the signature, are never retried.
         until: Condition = (
             AttemptsExhausted(1 + self.retries)
-            | ExceptionMatches(Fail)
+            | ExceptionMatches((Fail, Pause))
             | ExceptionMatches(is_bad_call)
         )
         if retry_on is not None:

@@ -38,6 +38,7 @@ from reflow.states import (
     TimedOut,
     new_state,
 )
+from reflow.task import context, limits
 from reflow.task.cache import (
     CacheEntry,
     CachePolicy,
@@ -46,6 +47,7 @@ from reflow.task.cache import (
     source_hash,
 )
 from reflow.task.config import TaskConfig
+from reflow.task.futures import Future, FutureList
 from reflow.task.hooks import (
     StateHandler,
     TaskHook,
@@ -59,7 +61,7 @@ from reflow.task.hooks import (
 )
 from reflow.task.options import RetryDelay
 from reflow.task.run import AttemptRecord, TaskRun
-from reflow.task.signals import BAD_CALL, Fail, Skip
+from reflow.task.signals import BAD_CALL, Fail, Pause, Skip
 from reflow.task.signals import Retry as RetrySignal
 
 P = ParamSpec("P")
@@ -184,31 +186,76 @@ class Task(Generic[P, R]):
     def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State[R]: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        runner = context.runner.get()
+        if runner is not None:
+            return runner.call(self, args, kwargs)  # inside a flow: the flow records the run
+        return_state = self._pop_return_state(kwargs)
+        run = self._start(args, kwargs)
+        token = context.task_run.set(run)
+        try:
+            if self.tags and limits.registry:
+                slots = limits.acquire(self.tags)
+                try:
+                    self._execute(run, args, kwargs)
+                finally:
+                    limits.release(slots)
+            else:
+                self._execute(run, args, kwargs)
+        finally:
+            context.task_run.reset(token)
+        return self._outcome(run, return_state)
+
+    def submit(self, *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any) -> Future[R]:
+        """Start a run in the flow's executor and return its `Future` at once.
+
+        Futures among the arguments (also inside lists, tuples, sets and dicts) and in
+        `wait_for` are upstreams: the run starts once they are done, with their results in place.
+        """
+        return self._runner("submit").submit(self, args, kwargs, wait_for or ())
+
+    def map(
+        self, *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any
+    ) -> FutureList[R]:
+        """Submit one run per element of the iterable arguments, zipped; `unmapped(x)` is whole.
+
+        Arguments that are not iterable (or are str, bytes or mappings) go whole to every run.
+        Iterables of different lengths are an error, raised before any run starts.
+        """
+        return self._runner("map").map(self, args, kwargs, wait_for or ())
+
+    def _runner(self, method: str) -> context.TaskRunner:
+        runner = context.runner.get()
+        if runner is None:
+            raise RuntimeError(
+                f"{self.name}.{method}() runs inside a flow: call it from a function decorated "
+                f"with @reflow.flow (outside a flow, call the task directly: {self.name}(...))"
+            )
+        return runner
+
+    def _execute(self, run: TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Take a Pending run to its final state in this thread; only interrupts propagate."""
         if self._fast:
-            return self._call_fast(args, kwargs)
-        run, key, return_state, hit = self._begin(args, kwargs)
-        if hit:
+            started = self._enter_first_attempt(run)
+            try:
+                result = self._attempt_sync(run, args, kwargs)
+            except Exception as exc:
+                failure = exc
+            except BaseException as interrupt:
+                self._cancel(run, interrupt)
+                raise
+            else:
+                self._complete(run, result)
+                return
+            with _Settle(self, run):
+                self._retriable.continue_after(failure, started, (run, args, kwargs), {})
+            return
+        key = self._cache_key(run)
+        if key is not None and self._serve_cached(run, key):
             fire_sync(self, self.hooks[_final_hook(run.state)], run, run.state)
-            return self._outcome(run, return_state)
+            return
         with _Settle(self, run):
             self._retriable(run, args, kwargs)
-        return self._finish(run, key, return_state)
-
-    def _call_fast(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        run, return_state, started = self._begin_fast(args, kwargs)
-        try:
-            result = self._attempt_sync(run, args, kwargs)
-        except Exception as exc:
-            failure = exc
-        except BaseException as interrupt:
-            self._cancel(run, interrupt)
-            raise
-        else:
-            self._complete(run, result)
-            return self._outcome(run, return_state)
-        with _Settle(self, run):
-            self._retriable.continue_after(failure, started, (run, args, kwargs), {})
-        return self._outcome(run, return_state)
+        self._store(run, key)
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         """Bind like a function does, so `@task` works on methods."""
@@ -221,28 +268,16 @@ class Task(Generic[P, R]):
 
     # -- one call -----------------------------------------------------------------------------
 
-    def _begin(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[TaskRun, str | None, bool, bool]:
-        """Start a run (Pending) and consult the cache; on a hit the run has its final state."""
-        return_state = self._pop_return_state(kwargs)
-        run = self._start(args, kwargs)
-        key = self._cache_key(run)
-        hit = key is not None and self._serve_cached(run, key)
-        return run, key, return_state, hit
-
-    def _finish(self, run: TaskRun, key: str | None, return_state: bool) -> Any:
-        """Cache a completed result, then return the value, the state, or raise the failure."""
-        self._store(run, key)
-        return self._outcome(run, return_state)
-
     def _pop_return_state(self, kwargs: dict[str, Any]) -> bool:
         if "return_state" in kwargs and not self._takes_return_state:
             return bool(kwargs.pop("return_state"))
         return False
 
-    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskRun:
+    def _start(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], parent_id: str | None = None
+    ) -> TaskRun:
         run = TaskRun(self, args, kwargs)
+        run.parent_id = parent_id
         self._transition(run, Pending())
         return run
 
@@ -294,7 +329,9 @@ class Task(Generic[P, R]):
         states.append(new)
         if events.subscribers:
             previous = states[-2] if len(states) > 1 else None
-            events.publish(events.StateChange("task", run.id, run.task_name, new, previous))
+            events.publish(
+                events.StateChange("task", run.id, run.task_name, new, previous, run.parent_id)
+            )
         return new
 
     def _fire(self, kind: str, run: TaskRun, state: State[Any]) -> Any:
@@ -310,6 +347,9 @@ class Task(Generic[P, R]):
 
     def _attempt_sync(self, run: TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
+            invoke = run.invoke
+            if invoke is not None:
+                return invoke(self.fn, args, kwargs)
             return self.fn(*args, **kwargs)
         except Skip as signal:
             run.skip = signal
@@ -356,6 +396,9 @@ class Task(Generic[P, R]):
         record.ended = time.time()
         if isinstance(exc, AttemptTimeout):
             record.state = TimedOut(exc, message=str(exc), attempt=st.attempt)
+        elif isinstance(exc, Pause):
+            message = exc.message or f"task {self.name} paused its flow run"
+            record.state = new_state("Paused", message=message, exception=exc, attempt=st.attempt)
         else:
             record.state = Failed(exc, message=_describe(exc), attempt=st.attempt)
         condition = self.retry_condition_fn
@@ -422,25 +465,22 @@ class Task(Generic[P, R]):
         record.state = final
         return self._transition(run, final)
 
-    def _begin_fast(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[TaskRun, bool, float]:
-        """Start a run and move it to Running for attempt 1, as the before_attempt hook would.
+    def _enter_first_attempt(self, run: TaskRun) -> float:
+        """Move a run to Running for attempt 1, as the before_attempt hook would.
 
-        Returns the run, whether the caller asked for the state, and the retry clock's reading
-        for `Retriable.continue_after` should the attempt fail.
+        Returns the retry clock's reading for `Retriable.continue_after` should it fail.
         """
-        return_state = self._pop_return_state(kwargs)
-        run = self._start(args, kwargs)
         started = _clock.monotonic()
         state = self._transition(run, Running(attempt=1))
         run.attempts.append(AttemptRecord(1, state.timestamp))
-        return run, return_state, started
+        return started
 
     def _on_giveup(self, st: AttemptState) -> Any:
         run: TaskRun = st.args[0]
         final = run.attempts[-1].state or Failed(st.exception, attempt=st.attempt)
         state = self._transition(run, final)
+        if state.is_paused():
+            return None  # not an end: the run goes on when its flow run resumes
         return self._fire(_final_hook(state), run, state)
 
 
@@ -452,31 +492,51 @@ class _AsyncTask(Task[P, R]):
         mark_coroutine_function(self)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        runner = context.runner.get()
+        if runner is not None:
+            return await runner.call_async(self, args, kwargs)
+        return_state = self._pop_return_state(kwargs)
+        run = self._start(args, kwargs)
+        token = context.task_run.set(run)
+        try:
+            if self.tags and limits.registry:
+                slots = await limits.acquire_async(self.tags)
+                try:
+                    await self._execute_async(run, args, kwargs)
+                finally:
+                    limits.release(slots)
+            else:
+                await self._execute_async(run, args, kwargs)
+        finally:
+            context.task_run.reset(token)
+        return self._outcome(run, return_state)
+
+    async def _execute_async(
+        self, run: TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Take a Pending run to its final state on this event loop; only interrupts propagate."""
         if self._fast:
-            return await self._call_fast_async(args, kwargs)
-        run, key, return_state, hit = self._begin(args, kwargs)
-        if hit:
+            started = self._enter_first_attempt(run)
+            try:
+                result = await self._attempt_async(run, args, kwargs)
+            except Exception as exc:
+                failure = exc
+            except BaseException as interrupt:
+                self._cancel(run, interrupt)
+                raise
+            else:
+                self._complete(run, result)
+                return
+            with _Settle(self, run):
+                await self._retriable.continue_after(failure, started, (run, args, kwargs), {})
+            return
+        key = self._cache_key(run)
+        if key is not None and self._serve_cached(run, key):
             await fire_async(self, self.hooks[_final_hook(run.state)], run, run.state)
-            return self._outcome(run, return_state)
+            return
         with _Settle(self, run):
             await self._retriable(run, args, kwargs)
-        return self._finish(run, key, return_state)
-
-    async def _call_fast_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        run, return_state, started = self._begin_fast(args, kwargs)
-        try:
-            result = await self._attempt_async(run, args, kwargs)
-        except Exception as exc:
-            failure = exc
-        except BaseException as interrupt:
-            self._cancel(run, interrupt)
-            raise
-        else:
-            self._complete(run, result)
-            return self._outcome(run, return_state)
-        with _Settle(self, run):
-            await self._retriable.continue_after(failure, started, (run, args, kwargs), {})
-        return self._outcome(run, return_state)
+        self._store(run, key)
 
 
 class _Settle:

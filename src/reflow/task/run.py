@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import inspect
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reflow._ids import new_id
 from reflow.states import State
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class TaskRun:
     """One call of a task: its id, full state history, attempts and hook errors."""
 
     def __init__(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
-        self.id = os.urandom(16).hex()
+        self.id = new_id()
         self.task = task
         self.task_name = task.name
         self.args = args
@@ -41,6 +42,17 @@ class TaskRun:
         self.cache_key: str | None = None
         self.skip: Any = None  # the Skip signal of the current attempt, if it raised one
         self._parameters: dict[str, Any] | None = None
+        # Set by the flow layer for runs inside a flow run:
+        self.parent_id: str | None = None
+        """The flow run this run belongs to."""
+        self.key: str | None = None
+        """The call's key in its flow run: task name, call number and map index."""
+        self.upstream: tuple[str, ...] = ()
+        """Ids of the runs this one waited for (futures in its arguments and `wait_for`)."""
+        self.resumed = False
+        """Whether this run resumes a paused one (its flow run was resumed)."""
+        self.invoke: Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None
+        self.invoke = None  # how an attempt calls the function (elsewhere, for a process pool)
 
     @property
     def state(self) -> State[Any]:

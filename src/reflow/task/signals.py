@@ -1,4 +1,4 @@
-"""Signals a task raises to choose its own end: skip, fail without retrying, or retry."""
+"""Signals a task raises to choose its own end: skip, fail or pause without retrying, or retry."""
 
 from __future__ import annotations
 
@@ -27,6 +27,23 @@ class Fail(Signal):
 
 class Retry(Signal):
     """Retry the task run if retries remain, whatever `retry_on` and `retry_condition_fn` say."""
+
+
+class Pause(Signal):
+    """Pause the flow run at this task until the run is resumed; never retried.
+
+    The task run ends Paused; when the flow run resumes, the task runs again, and
+    `reflow.get_run_context().task_run.resumed` is True for that call. Outside a flow there
+    is nothing to pause: the call raises this signal.
+    """
+
+
+class PauseFlow(BaseException):
+    """Raised in a flow's code to stop it where it would need a paused task's result.
+
+    A BaseException, so `except Exception` in the flow does not swallow it and nothing retries
+    it; the flow engine catches it and ends the flow run Paused.
+    """
 
 
 BAD_CALL = "_reflow_bad_call"

@@ -1,0 +1,491 @@
+"""`@flow` and `Flow`: a function whose task calls run as a graph and are recorded as one run.
+
+A flow attempt runs the function with the flow engine plugged in (`reflow.task.context`), waits
+for every task run it started, and decides the run's state from what it returned and from its
+reference task runs. Retries re-run the function through a `reflow.retry` Retriable; task runs
+completed in an earlier attempt are reused by their call key, not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+from reflow import events
+from reflow.executors.base import Executor, check_executor
+from reflow.executors.thread import ThreadExecutor
+from reflow.flow.arguments import resolve_call, upstreams
+from reflow.flow.engine import Engine
+from reflow.flow.errors import FlowPaused, ParameterError
+from reflow.flow.parameters import Parameters
+from reflow.flow.run import FlowRun
+from reflow.retry import AttemptState, AttemptTimeout, retry
+from reflow.retry.conditions import AttemptsExhausted, ExceptionMatches
+from reflow.retry.durations import to_seconds
+from reflow.retry.hooks import run_awaitable
+from reflow.retry.retriable import mark_coroutine_function
+from reflow.retry.timeouts import Interrupt
+from reflow.states import State, new_state
+from reflow.task import context
+from reflow.task.decorator import Task
+from reflow.task.hooks import check_callables
+from reflow.task.options import RetryDelay, delay_wait
+from reflow.task.signals import Fail, PauseFlow
+
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger("reflow.flow")
+
+FlowHook = Callable[["Flow[..., Any]", FlowRun, State[Any]], object]
+FLOW_HOOKS = ("on_completion", "on_failure", "on_cancellation", "on_crashed")
+_HOOK_OF = {
+    "COMPLETED": "on_completion",
+    "FAILED": "on_failure",
+    "CANCELLED": "on_cancellation",
+    "CRASHED": "on_crashed",
+}
+
+
+class _AttemptFailed(Exception):
+    """An attempt ended Failed without raising (a reference task failed): retry the flow."""
+
+    def __init__(self, state: State[Any]) -> None:
+        super().__init__(state.message)
+        self.state = state
+
+
+class Flow(Generic[P, R]):
+    """A function run as a flow: `flow(x)` returns its value or raises; `return_state=True`
+    gives the final `State`; `flow.run(x)` gives the `FlowRun` record."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        retries: int = 0,
+        retry_delay_seconds: RetryDelay = 0,
+        timeout_seconds: float | timedelta | None = None,
+        executor: Executor | None = None,
+        reference_tasks: Iterable[Task[..., Any] | str] | None = None,
+        validate_parameters: bool = True,
+        on_completion: FlowHook | Iterable[FlowHook] | None = None,
+        on_failure: FlowHook | Iterable[FlowHook] | None = None,
+        on_cancellation: FlowHook | Iterable[FlowHook] | None = None,
+        on_crashed: FlowHook | Iterable[FlowHook] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"@flow decorates a function, got {fn!r}")
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(f"@flow cannot run the generator function {fn.__qualname__}")
+        self.fn = fn
+        self.name: str = name if name is not None else getattr(fn, "__name__", repr(fn))
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"a flow's name is a non-empty str, got {self.name!r}")
+        self.description = description if description is not None else inspect.getdoc(fn)
+        self.version = version
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"flow {self.name}: retries is an int >= 0, got {retries!r}")
+        self.retries = retries
+        self.retry_delay_seconds = retry_delay_seconds
+        self.timeout_seconds = (
+            None if timeout_seconds is None else to_seconds(timeout_seconds, "timeout_seconds")
+        )
+        self.executor = None if executor is None else check_executor(executor)
+        self.reference_tasks = _check_references(reference_tasks, self.name)
+        self.validate_parameters = validate_parameters
+        self.hooks: dict[str, tuple[FlowHook, ...]] = {
+            "on_completion": check_callables(on_completion, "on_completion", "(flow, run, state)"),
+            "on_failure": check_callables(on_failure, "on_failure", "(flow, run, state)"),
+            "on_cancellation": check_callables(
+                on_cancellation, "on_cancellation", "(flow, run, state)"
+            ),
+            "on_crashed": check_callables(on_crashed, "on_crashed", "(flow, run, state)"),
+        }
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._parameters = Parameters(fn, self.name)
+        self._takes_return_state = "return_state" in self._parameters.signature.parameters
+        self.__name__ = getattr(fn, "__name__", self.name)
+        self.__qualname__ = getattr(fn, "__qualname__", self.name)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__wrapped__ = fn
+        attempt = self._attempt_async if self.is_async else self._attempt
+        self._retriable = retry(
+            until=AttemptsExhausted(1 + retries) | ExceptionMatches((Fail, ParameterError)),
+            wait=delay_wait(retry_delay_seconds, retries),
+            timeout=self.timeout_seconds,
+            before_attempt=self._before_attempt,
+            before_wait=self._before_wait,
+        )(attempt)
+        self._retriable.__qualname__ = f"flow {self.name}"
+
+    # -- the public surface -------------------------------------------------------------------
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @overload
+    def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State[R]: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return_state = self._pop_return_state(kwargs)
+        return self._outcome(self._start(args, kwargs), return_state)
+
+    def run(self, *args: P.args, **kwargs: P.kwargs) -> FlowRun:
+        """Run the flow and return its `FlowRun` (state, task runs, graph) instead of its value.
+
+        Never raises the flow's failure: it is in `flow_run.state`.
+        """
+        return self._start(args, kwargs)
+
+    def with_options(self, **overrides: Any) -> Flow[P, R]:
+        """A new flow of the same function with some options replaced."""
+        current: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "version": self.version,
+            "retries": self.retries,
+            "retry_delay_seconds": self.retry_delay_seconds,
+            "timeout_seconds": self.timeout_seconds,
+            "executor": self.executor,
+            "reference_tasks": self.reference_tasks,
+            "validate_parameters": self.validate_parameters,
+            **self.hooks,
+        }
+        unknown = set(overrides) - set(current)
+        if unknown:
+            raise TypeError(
+                f"with_options() got unknown option(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(current)}"
+            )
+        return _make(self.fn, {**current, **overrides})
+
+    def on_completion(self, fn: F) -> F:
+        """Register a hook `(flow, flow_run, state)` called when a run completes."""
+        return self._add_hook("on_completion", fn)
+
+    def on_failure(self, fn: F) -> F:
+        """Register a hook `(flow, flow_run, state)` called when a run fails for good."""
+        return self._add_hook("on_failure", fn)
+
+    def on_cancellation(self, fn: F) -> F:
+        """Register a hook `(flow, flow_run, state)` called when a run is cancelled."""
+        return self._add_hook("on_cancellation", fn)
+
+    def on_crashed(self, fn: F) -> F:
+        """Register a hook `(flow, flow_run, state)` called when a run crashes (interrupted)."""
+        return self._add_hook("on_crashed", fn)
+
+    def _add_hook(self, kind: str, fn: F) -> F:
+        added = check_callables(fn, kind, "(flow, run, state)")
+        self.hooks = {**self.hooks, kind: (*self.hooks[kind], *added)}
+        return fn
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name}>"
+
+    # -- one run ------------------------------------------------------------------------------
+
+    def _pop_return_state(self, kwargs: dict[str, Any]) -> bool:
+        if "return_state" in kwargs and not self._takes_return_state:
+            return bool(kwargs.pop("return_state"))
+        return False
+
+    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FlowRun:
+        flow_run, go = self._open(args, kwargs)
+        if go:
+            self._execute(flow_run)
+        return flow_run
+
+    def _open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[FlowRun, bool]:
+        """The run to execute (and whether to): a new one, or in a flow retry or resume of
+        the parent, its earlier completed (reused as is) or paused (resumed) run."""
+        parent = context.runner.get()
+        engine = parent if isinstance(parent, Engine) else None
+        flow_run: FlowRun | None = None
+        if engine is not None:
+            key = engine.next_key(f"flow:{self.name}")
+            earlier = engine.flow_run.subflows_by_key.get(key)
+            if earlier is not None and earlier.flow is self and earlier.states:
+                if earlier.state.is_completed():
+                    return earlier, False
+                if earlier.state.is_paused():
+                    return earlier, True
+            ups, _ = upstreams(args, kwargs)
+            for up in ups:
+                up.wait()
+            args, kwargs = resolve_call(args, kwargs)
+            flow_run = FlowRun(self, parent_id=engine.flow_run.id)
+            flow_run.upstream = tuple(u.run.id for u in ups)
+            engine.flow_run.subflows_by_key[key] = flow_run
+            engine.flow_run.subflow_runs.append(flow_run)
+        else:
+            flow_run = FlowRun(self)
+        self._transition(flow_run, new_state("Pending"))
+        try:
+            if self.validate_parameters:
+                bound = self._parameters.bind(args, kwargs)
+            else:
+                bound = self._parameters.signature.bind(*args, **kwargs)
+        except (ParameterError, TypeError) as exc:
+            error = exc if isinstance(exc, ParameterError) else ParameterError(str(exc))
+            self._finish(flow_run, new_state("Failed", exception=error, message=str(error)))
+            return flow_run, False
+        flow_run.parameters = dict(bound.arguments)
+        flow_run.call = (bound.args, bound.kwargs)
+        return flow_run, True
+
+    def _resume(self, flow_run: FlowRun) -> Any:
+        self._execute(flow_run)
+        return flow_run.state
+
+    def _execute(self, flow_run: FlowRun) -> None:
+        engine, executor = self._engine(flow_run)
+        token = context.runner.set(engine)
+        try:
+            state = self._attempts(flow_run, engine)
+        except BaseException as exc:
+            self._interrupted(flow_run, engine, exc)
+            raise
+        finally:
+            context.runner.reset(token)
+            engine.close()
+            executor.shutdown()
+        self._finish(flow_run, state)
+
+    def _engine(self, flow_run: FlowRun, loop: Any = None) -> tuple[Engine, Executor]:
+        executor = self.executor if self.executor is not None else ThreadExecutor()
+        executor.start()
+        return Engine(flow_run, executor, loop), executor
+
+    def _attempts(self, flow_run: FlowRun, engine: Engine) -> State[Any]:
+        try:
+            state: State[Any] = self._retriable(flow_run, engine)  # type: ignore[assignment]
+            return state
+        except Exception as exc:
+            return self._failed_attempts(engine, exc)
+
+    def _failed_attempts(self, engine: Engine, exc: Exception) -> State[Any]:
+        """The final state when the last attempt raised."""
+        engine.abandon("the flow's last attempt ended")
+        if isinstance(exc, _AttemptFailed):
+            return exc.state
+        if isinstance(exc, AttemptTimeout):
+            return new_state("TimedOut", exception=exc, message=str(exc))
+        if engine.cancelled:
+            return new_state("Cancelled", message="the flow run was cancelled")
+        return new_state("Failed", exception=exc, message=f"{type(exc).__name__}: {exc}")
+
+    def _attempt(self, flow_run: FlowRun, engine: Engine) -> State[Any]:
+        args, kwargs = flow_run.call
+        paused, value = False, None
+        try:
+            value = self.fn(*args, **kwargs)
+        except PauseFlow:
+            paused = True
+        except Exception:
+            engine.wait_settled()  # nothing submitted is lost, nothing runs twice on retry
+            raise
+        except BaseException as exc:
+            if isinstance(exc, Interrupt):  # this attempt timed out: leave what still runs
+                engine.abandon("the flow attempt timed out")
+            raise
+        engine.wait_settled()
+        return self._judge(engine, value, paused)
+
+    async def _attempt_async(self, flow_run: FlowRun, engine: Engine) -> State[Any]:
+        args, kwargs = flow_run.call
+        paused, value = False, None
+        try:
+            value = await self.fn(*args, **kwargs)  # type: ignore[misc]
+        except PauseFlow:
+            paused = True
+        except Exception:
+            await engine.wait_settled_async()
+            raise
+        except BaseException:
+            engine.abandon("the flow attempt was cancelled or timed out")
+            raise
+        await engine.wait_settled_async()
+        return self._judge(engine, value, paused)
+
+    def _judge(self, engine: Engine, value: Any, paused: bool) -> State[Any]:
+        state = engine.outcome(value, paused)
+        if state.is_failed() and not engine.cancelled:
+            raise _AttemptFailed(state)  # the retry layer decides whether to run it again
+        return state
+
+    def _before_attempt(self, st: AttemptState) -> None:
+        flow_run: FlowRun = st.args[0]
+        engine: Engine = st.args[1]
+        flow_run.attempts += 1
+        engine.begin_attempt()
+        name = "Running" if st.attempt == 1 else "Retrying"
+        self._transition(flow_run, new_state(name, attempt=st.attempt))
+
+    def _before_wait(self, st: AttemptState) -> None:
+        flow_run: FlowRun = st.args[0]
+        error = st.exception
+        failure = error.state.message if isinstance(error, _AttemptFailed) else repr(error)
+        message = f"attempt {st.attempt} failed ({failure}); retrying in {st.wait_seconds:.3g} s"
+        self._transition(flow_run, new_state("AwaitingRetry", message=message, attempt=st.attempt))
+
+    def _interrupted(self, flow_run: FlowRun, engine: Engine, exc: BaseException) -> None:
+        """KeyboardInterrupt, SystemExit, cancellation: record it (hooks fire), then it goes on."""
+        engine.abandon(f"the flow run was interrupted by {type(exc).__name__}")
+        if isinstance(exc, asyncio.CancelledError):
+            state = new_state("Cancelled", message="the flow run was cancelled")
+        else:
+            message = f"interrupted by {type(exc).__name__}"
+            state = new_state("Crashed", exception=exc, message=message)
+        self._finish(flow_run, state)
+
+    def _finish(self, flow_run: FlowRun, state: State[Any]) -> None:
+        self._transition(flow_run, state)
+        kind = _HOOK_OF.get(state.type.name)
+        for hook in self.hooks[kind] if kind else ():
+            try:
+                outcome = hook(self, flow_run, state)
+                if inspect.isawaitable(outcome):
+                    run_awaitable(outcome)
+            except Exception as error:
+                flow_run.hook_errors.append(error)
+                logger.error(
+                    "reflow: the hook %s of flow %s raised on %s; the run's state stands",
+                    getattr(hook, "__qualname__", hook), self.name, state.name,
+                    exc_info=(type(error), error, error.__traceback__),
+                )  # fmt: skip
+
+    def _transition(self, flow_run: FlowRun, state: State[Any]) -> None:
+        states = flow_run.states
+        states.append(state)
+        if events.subscribers:
+            previous = states[-2] if len(states) > 1 else None
+            events.publish(
+                events.StateChange("flow", flow_run.id, self.name, state, previous,
+                                   flow_run.parent_id)
+            )  # fmt: skip
+
+    def _outcome(self, flow_run: FlowRun, return_state: bool) -> Any:
+        state = flow_run.state
+        if return_state:
+            return state
+        if state.is_paused():
+            if isinstance(context.runner.get(), Engine):
+                raise PauseFlow(f"subflow {self.name} paused: {state.message}")
+            raise FlowPaused(flow_run)
+        return state.result()
+
+
+class _AsyncFlow(Flow[P, R]):
+    """A flow of an `async def` function: calling it returns a coroutine."""
+
+    def __init__(self, fn: Callable[P, R], **options: Any) -> None:
+        super().__init__(fn, **options)
+        mark_coroutine_function(self)
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return_state = self._pop_return_state(kwargs)
+        return self._outcome(await self._start_async(args, kwargs), return_state)
+
+    async def run(self, *args: Any, **kwargs: Any) -> FlowRun:  # type: ignore[override]
+        return await self._start_async(args, kwargs)
+
+    async def _start_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FlowRun:
+        flow_run, go = self._open(args, kwargs)
+        if go:
+            await self._execute_async(flow_run)
+        return flow_run
+
+    async def _resume(self, flow_run: FlowRun) -> Any:
+        await self._execute_async(flow_run)
+        return flow_run.state
+
+    async def _execute_async(self, flow_run: FlowRun) -> None:
+        engine, executor = self._engine(flow_run, asyncio.get_running_loop())
+        token = context.runner.set(engine)
+        try:
+            try:
+                state = await self._retriable(flow_run, engine)  # type: ignore[misc]
+            except Exception as exc:
+                state = self._failed_attempts(engine, exc)
+        except BaseException as exc:
+            self._interrupted(flow_run, engine, exc)
+            raise
+        finally:
+            context.runner.reset(token)
+            engine.close()
+            executor.shutdown()
+        self._finish(flow_run, state)
+
+
+def _check_references(
+    value: Iterable[Task[..., Any] | str] | None, flow_name: str
+) -> frozenset[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, Task | str):
+        value = [value]
+    items = frozenset(value)
+    for item in items:
+        if not isinstance(item, Task | str):
+            raise TypeError(
+                f"flow {flow_name}: reference_tasks takes tasks (or task names), got {item!r}"
+            )
+    return items
+
+
+def _make(fn: Callable[P, R], options: dict[str, Any]) -> Flow[P, R]:
+    if inspect.iscoroutinefunction(fn):
+        return _AsyncFlow(fn, **options)  # type: ignore[arg-type]
+    return Flow(fn, **options)
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+
+
+@overload
+def flow(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    version: str | None = None,
+    retries: int = 0,
+    retry_delay_seconds: RetryDelay = 0,
+    timeout_seconds: float | timedelta | None = None,
+    executor: Executor | None = None,
+    reference_tasks: Iterable[Task[..., Any] | str] | None = None,
+    validate_parameters: bool = True,
+    on_completion: FlowHook | Iterable[FlowHook] | None = None,
+    on_failure: FlowHook | Iterable[FlowHook] | None = None,
+    on_cancellation: FlowHook | Iterable[FlowHook] | None = None,
+    on_crashed: FlowHook | Iterable[FlowHook] | None = None,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Make a function a flow: its task calls run as a recorded graph, checked right here.
+
+    Options: `name`, `description`, `version`, `retries`, `retry_delay_seconds`,
+    `timeout_seconds`, `executor` (default: a `ThreadExecutor` per run), `reference_tasks`,
+    `validate_parameters`, and the hooks `on_completion`, `on_failure`, `on_cancellation`,
+    `on_crashed`.
+    """
+    if fn is not None:
+        return _make(fn, options)
+    Flow(lambda: None, **options)  # check the options now, before there is a function
+
+    def decorate(fn: Callable[P, R]) -> Flow[P, R]:
+        return _make(fn, options)
+
+    return decorate

@@ -1,0 +1,572 @@
+"""The flow engine: runs the task calls of one flow run, in order of their data dependencies.
+
+Each submitted call becomes a `TaskRun` and a `Future` at once. When its upstream futures have
+settled the engine judges it (skip propagation, then its trigger), puts the upstreams' results
+in its arguments and starts it: sync runs go to a ready queue drained by at most `max_workers`
+workers of the executor (one executor job per worker, not per run), async runs go to the flow's
+event loop. Nothing blocks waiting for a slot: a run whose concurrency limit is full is parked
+and started when a slot frees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from reflow.executors.base import Executor, SerializationError
+from reflow.flow.arguments import resolve_call, split_map, upstreams
+from reflow.flow.errors import TriggerFailedError
+from reflow.flow.run import FlowRun
+from reflow.flow.triggers import all_successful
+from reflow.states import Completed, State, StateError, new_state
+from reflow.task import context, limits
+from reflow.task.decorator import Task
+from reflow.task.futures import Future, FutureList
+from reflow.task.hooks import fire_sync
+from reflow.task.run import TaskRun
+from reflow.task.signals import BAD_CALL, Pause, PauseFlow, Skip
+
+_Slots = tuple[Any, ...]
+_BLOCKED = new_state("Pending", message="waits behind a paused upstream")
+_ALLOWED = Completed(message="allow_failure")
+
+
+class Engine:
+    """Runs the task calls of one flow run (one engine per run of the flow function's attempts;
+    a resume gets a new one)."""
+
+    def __init__(self, flow_run: FlowRun, executor: Executor, loop: Any = None) -> None:
+        self.flow_run = flow_run
+        self.executor = executor
+        self.cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._ready: deque[tuple[Future[Any], _Slots]] = deque()
+        self._workers = 0
+        self._max_workers = max(1, executor.max_workers)
+        self._remote = executor.ships_code
+        self._orchestrator: concurrent.futures.ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = loop  # the async flow's own loop
+        self._loop_thread: threading.Thread | None = None
+        self._own_loop = False
+        self._async_tasks: set[asyncio.Task[None]] = set()
+        self.futures: list[Future[Any]] = []
+        """The futures of the current attempt of the flow function."""
+        self._counters: dict[str, int] = {}
+        self._earlier: dict[str, TaskRun] = {}
+        self._claimed: set[str] = set()  # runs started or ended: each only once
+
+    # -- attempts --------------------------------------------------------------------------
+
+    def begin_attempt(self) -> None:
+        """A new run of the flow function: call numbering restarts, completed runs are kept."""
+        with self._lock:
+            self._counters = {}
+            self.futures = []
+            self._earlier = dict(self.flow_run.runs_by_key)
+
+    def next_key(self, name: str) -> str:
+        with self._lock:
+            n = self._counters.get(name, 0)
+            self._counters[name] = n + 1
+        return f"{name}-{n}"
+
+    @property
+    def cancelled(self) -> bool:
+        return self.flow_run.cancel_requested
+
+    # -- the TaskRunner protocol -------------------------------------------------------------
+
+    def submit(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wait_for: Iterable[Any],
+    ) -> Future[Any]:
+        task._pop_return_state(kwargs)  # a future always: its state is future.state
+        return self._submit(task, args, kwargs, tuple(wait_for), self.next_key(task.name))
+
+    def map(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wait_for: Iterable[Any],
+    ) -> FutureList[Any]:
+        extra = list(wait_for)
+        args = tuple(self._materialize(a, extra) for a in args)
+        kwargs = {k: self._materialize(v, extra) for k, v in kwargs.items()}
+        calls = split_map(task.name, args, kwargs)
+        base = self.next_key(task.name)
+        wait = tuple(extra)
+        return FutureList(
+            self._submit(task, a, k, wait, f"{base}[{i}]") for i, (a, k) in enumerate(calls)
+        )
+
+    def _materialize(self, value: Any, extra: list[Any]) -> Any:
+        """A future given whole to map() is mapped over its result (which is waited for)."""
+        if isinstance(value, Future):
+            extra.append(value)
+            return value.result()
+        return value
+
+    def call(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A direct call in the flow: it runs here, after waiting for its upstreams."""
+        return_state = task._pop_return_state(kwargs)
+        ups, allowed = upstreams(args, kwargs)
+        future = self._new(task, args, kwargs, ups, self.next_key(task.name))
+        if not future._done:
+            for up in ups:
+                up.wait()
+            if self._judged_to_run(future, ups, allowed):
+                slots = limits.acquire(task.tags) if _limited(task) else ()
+                self._run_sync(future, slots, remote=False)
+        return self._outcome(future, return_state)
+
+    async def call_async(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return_state = task._pop_return_state(kwargs)
+        ups, allowed = upstreams(args, kwargs)
+        future = self._new(task, args, kwargs, ups, self.next_key(task.name))
+        if not future._done:
+            for up in ups:
+                await _settled(up)
+            if self._judged_to_run(future, ups, allowed):
+                slots = await limits.acquire_async(task.tags) if _limited(task) else ()
+                await self._run_async(future, slots)
+        return self._outcome(future, return_state)
+
+    # -- one call ----------------------------------------------------------------------------
+
+    def _outcome(self, future: Future[Any], return_state: bool) -> Any:
+        run = future.run
+        state = run.state
+        if not state.is_final() and not return_state:
+            raise PauseFlow(f"task run {run.task_name} is {state.name}: {state.message}")
+        return run.task._outcome(run, return_state)
+
+    def _new(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ups: list[Future[Any]],
+        key: str,
+    ) -> Future[Any]:
+        """A Pending run and its future, or a settled future over an earlier completed run."""
+        earlier = self._earlier.get(key)
+        if earlier is not None and earlier.task is task and earlier.state.is_completed():
+            future: Future[Any] = Future(earlier, self.cond, self)
+            future._done, future._callbacks = True, None  # reused, not re-run
+            self.futures.append(future)
+            return future
+        run = TaskRun(task, args, kwargs)
+        run.parent_id = self.flow_run.id
+        run.key = key
+        run.upstream = tuple(u.run.id for u in ups)
+        if earlier is not None:
+            run.resumed = earlier.state.is_paused() or earlier.state.is_pending()
+            self.flow_run.superseded.append(earlier)
+        task._transition(run, new_state("Pending"))
+        self.flow_run.runs_by_key[key] = run
+        future = Future(run, self.cond, self)
+        with self._lock:
+            self.futures.append(future)
+        if self.cancelled:
+            self._end(future, new_state("Cancelled", message="the flow run was cancelled"))
+        return future
+
+    def _submit(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wait_for: tuple[Any, ...],
+        key: str,
+    ) -> Future[Any]:
+        ups, allowed = upstreams(args, kwargs, wait_for)
+        future = self._new(task, args, kwargs, ups, key)
+        if future._done:
+            return future
+        pending = [u for u in ups if not u._done]
+        if not pending:
+            self._on_upstreams_done(future, ups, allowed)
+            return future
+        left = [len(pending)]
+
+        def one_done(_: Future[Any]) -> None:
+            with self._lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                self._on_upstreams_done(future, ups, allowed)
+
+        for up in pending:
+            up.add_done_callback(one_done)
+        return future
+
+    def _on_upstreams_done(
+        self, future: Future[Any], ups: list[Future[Any]], allowed: set[int]
+    ) -> None:
+        if self._judged_to_run(future, ups, allowed):
+            self._dispatch(future)
+
+    def _judged_to_run(
+        self, future: Future[Any], ups: list[Future[Any]], allowed: set[int]
+    ) -> bool:
+        """Decide from the upstreams whether the run starts; if not, end it. Fills in args."""
+        run = future.run
+        if self.cancelled:
+            self._end(future, new_state("Cancelled", message="the flow run was cancelled"))
+            return False
+        verdict = self._verdict(run, ups, allowed)
+        if verdict is not None:
+            self._end(future, verdict)
+            return False
+        try:
+            run.args, run.kwargs = resolve_call(run.args, run.kwargs)
+        except Exception as exc:  # a container that cannot be rebuilt
+            self._end(future, new_state("Failed", exception=exc, message=str(exc)))
+            return False
+        return True
+
+    def _verdict(
+        self, run: TaskRun, ups: list[Future[Any]], allowed: set[int]
+    ) -> State[Any] | None:
+        """None when the run may start; else the state it ends in without running."""
+        states = [u.run.state for u in ups]
+        if any(not s.is_final() for s in states):
+            return _BLOCKED
+        task = run.task
+        if task.skip_on_upstream_skip:
+            skipped = [u.run for u in ups if u.run.state.is_skipped()]
+            if skipped:
+                names = ", ".join(r.key or r.task_name for r in skipped)
+                return new_state("Skipped", message=f"upstream {names} skipped")
+        judged = [_ALLOWED if id(u) in allowed else u.run.state for u in ups]
+        trigger = task.trigger or all_successful
+        try:
+            if trigger(judged):
+                return None
+        except Skip as signal:
+            return new_state("Skipped", message=signal.message or "skipped by its trigger")
+        except Pause as signal:
+            if run.resumed:
+                return None
+            message = signal.message or f"trigger {_name(trigger)} paused the flow run"
+            return new_state("Paused", message=message, exception=signal)
+        except Exception as exc:
+            exc.add_note(f"reflow: raised by the trigger {_name(trigger)} of task {task.name}")
+            return new_state("Failed", exception=exc, message=f"its trigger raised {exc!r}")
+        bad = [
+            f"{u.run.key or u.run.task_name} ({u.run.state.name})"
+            for u in ups
+            if id(u) not in allowed and not u.run.state.is_completed()
+        ]
+        message = f"trigger {_name(trigger)} not met by its upstreams"
+        if bad:
+            message += f": {', '.join(bad)}"
+        return new_state(
+            "TriggerFailed",
+            message=message,
+            exception=TriggerFailedError(f"task {run.key or task.name}: {message}"),
+        )
+
+    def _claim(self, run: TaskRun) -> bool:
+        """Whether this caller is the one to start or end `run` (never two of them)."""
+        with self._lock:
+            if run.id in self._claimed:
+                return False
+            self._claimed.add(run.id)
+            return True
+
+    def abandon(self, reason: str) -> None:
+        """End every run of the attempt that has not started as Cancelled (a timeout, a crash)."""
+        for future in list(self.futures):
+            if not future._done and future.run.state.is_pending():
+                self._end(future, new_state("Cancelled", message=f"{reason} before it started"))
+
+    def _end(self, future: Future[Any], state: State[Any]) -> None:
+        """Settle a run that does not start: blocked (stays Pending), or ended in `state`."""
+        run = future.run
+        if not self._claim(run):
+            return
+        if state is not _BLOCKED:
+            state = run.task._transition(run, state)
+            if state.is_final():
+                kind = "on_completion" if state.is_completed() else "on_failure"
+                fire_sync(run.task, run.task.hooks[kind], run, state)
+        future.set_done()
+
+    # -- starting runs -----------------------------------------------------------------------
+
+    def _dispatch(self, future: Future[Any]) -> None:
+        task = future.run.task
+        slots: _Slots = ()
+        if _limited(task):
+            taken = limits.try_acquire(task.tags, lambda: self._dispatch(future))
+            if taken is None:
+                return  # parked: started by whoever frees a slot
+            slots = taken
+        if task.is_async:
+            self._start_async(future, slots)
+            return
+        with self._lock:
+            self._ready.append((future, slots))
+            if self._workers >= self._max_workers:
+                return
+            self._workers += 1
+        self._spawn_worker()
+
+    def _spawn_worker(self) -> None:
+        try:
+            if self._remote:
+                if self._orchestrator is None:
+                    with self._lock:
+                        if self._orchestrator is None:
+                            self._orchestrator = concurrent.futures.ThreadPoolExecutor(
+                                self._max_workers, thread_name_prefix="reflow-orchestrator"
+                            )
+                self._orchestrator.submit(self._work)
+            else:
+                self.executor.submit(self._work)
+        except BaseException:
+            with self._lock:
+                self._workers -= 1
+            raise
+
+    def _work(self) -> None:
+        """One worker: run ready task runs until the queue is empty."""
+        token = context.runner.set(self)
+        try:
+            while True:
+                with self._lock:
+                    if not self._ready:
+                        self._workers -= 1
+                        return
+                    future, slots = self._ready.popleft()
+                self._run_sync(future, slots, remote=self._remote)
+        except BaseException:
+            with self._lock:
+                self._workers -= 1
+            raise
+        finally:
+            context.runner.reset(token)
+
+    def _run_sync(self, future: Future[Any], slots: _Slots, remote: bool) -> None:
+        run = future.run
+        if not self._claim(run):
+            limits.release(slots)  # abandoned while it waited in the queue
+            return
+        if remote:
+            run.invoke = self._invoke_remote
+        token = context.task_run.set(run)
+        try:
+            if self.cancelled:
+                message = "the flow run was cancelled before this task started"
+                run.task._transition(run, new_state("Cancelled", message=message))
+            else:
+                run.task._execute(run, run.args, run.kwargs)
+        finally:
+            context.task_run.reset(token)
+            limits.release(slots)
+            future.set_done()
+
+    def _invoke_remote(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """One attempt in the executor's process: wait for it in slices, so a timeout can
+        interrupt the wait."""
+        try:
+            remote = self.executor.submit(fn, *args, **kwargs)
+        except SerializationError as exc:
+            setattr(exc, BAD_CALL, True)  # sending it again fails the same way
+            raise
+        while True:
+            try:
+                return remote.result(timeout=0.1)
+            except concurrent.futures.TimeoutError:
+                continue
+            except SerializationError as exc:
+                setattr(exc, BAD_CALL, True)
+                raise
+
+    # -- async runs --------------------------------------------------------------------------
+
+    def _start_async(self, future: Future[Any], slots: _Slots) -> None:
+        loop = self._event_loop()
+        coroutine = self._run_async(future, slots)
+        if self._in_loop_thread(loop):
+            job = loop.create_task(coroutine)
+            self._async_tasks.add(job)
+            job.add_done_callback(self._async_tasks.discard)
+        else:
+            asyncio.run_coroutine_threadsafe(coroutine, loop)
+
+    async def _run_async(self, future: Future[Any], slots: _Slots) -> None:
+        run = future.run
+        if not self._claim(run):
+            limits.release(slots)
+            return
+        tokens = context.runner.set(self), context.task_run.set(run)
+        try:
+            if self.cancelled:
+                message = "the flow run was cancelled before this task started"
+                run.task._transition(run, new_state("Cancelled", message=message))
+            else:
+                await run.task._execute_async(run, run.args, run.kwargs)  # type: ignore[attr-defined]
+        finally:
+            context.task_run.reset(tokens[1])
+            context.runner.reset(tokens[0])
+            limits.release(slots)
+            future.set_done()
+
+    def _in_loop_thread(self, loop: asyncio.AbstractEventLoop) -> bool:
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        """The flow's loop: an async flow's own, or one on a thread of its own for a sync flow."""
+        if self._loop is not None:
+            return self._loop
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                thread = threading.Thread(target=serve, name="reflow-event-loop", daemon=True)
+                thread.start()
+                ready.wait()
+                self._loop, self._loop_thread, self._own_loop = loop, thread, True
+        return self._loop
+
+    # -- the end of an attempt ---------------------------------------------------------------
+
+    def wait_settled(self) -> None:
+        """Wait until every future of this attempt has settled (slices keep it interruptible)."""
+        for future in list(self.futures):
+            future.wait()
+        while any(not f._done for f in self.futures):  # runs submitted by running tasks
+            for future in list(self.futures):
+                future.wait()
+
+    async def wait_settled_async(self) -> None:
+        while True:
+            pending = [f for f in self.futures if not f._done]
+            if not pending:
+                return
+            for future in pending:
+                await _settled(future)
+
+    def close(self) -> None:
+        """Release the engine's threads (after the attempt's runs settled)."""
+        if self._orchestrator is not None:
+            self._orchestrator.shutdown(wait=False)
+        if self._own_loop and self._loop is not None:
+            loop, thread = self._loop, self._loop_thread
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(5)
+                if not thread.is_alive():
+                    loop.close()
+
+    def outcome(self, value: Any, paused: bool) -> State[Any]:
+        """The attempt's final state, from what the flow function returned and its task runs."""
+        attempt_runs = [f.run for f in self.futures]
+        if self.cancelled:
+            return new_state("Cancelled", message="the flow run was cancelled")
+        unfinished = [r for r in attempt_runs if not r.state.is_final()]
+        if paused or unfinished:
+            at = [r.key or r.task_name for r in attempt_runs if r.state.is_paused()]
+            message = f"paused at {', '.join(at)}" if at else "paused"
+            return new_state("Paused", message=message)
+        try:
+            data, failed = _returned(value)
+        except Exception as exc:  # a returned container that cannot be rebuilt
+            return new_state("Failed", exception=exc, message=str(exc))
+        if failed is not None:
+            return new_state(
+                "Failed",
+                exception=failed.exception,
+                message=f"the flow returned a {failed.name} state: {failed.message}",
+            )
+        bad = [r for r in self._reference_runs(attempt_runs) if not r.state.is_completed()]
+        if bad:
+            names = ", ".join(f"{r.key or r.task_name} ({r.state.name})" for r in bad)
+            first = bad[0].state
+            exception = first.exception or StateError(f"task run {bad[0].key} {first.name}")
+            return new_state(
+                "Failed", exception=exception, message=f"reference task run(s) failed: {names}"
+            )
+        return Completed(data)
+
+    def _reference_runs(self, runs: list[TaskRun]) -> list[TaskRun]:
+        chosen = self.flow_run.flow.reference_tasks
+        if chosen is not None:
+            return [r for r in runs if r.task in chosen or r.task.name in chosen]
+        downstream_of = {up for r in runs for up in r.upstream}
+        return [r for r in runs if r.id not in downstream_of]
+
+
+async def _settled(future: Future[Any]) -> None:
+    """Wait on the running loop until `future` has settled."""
+    if future._done:
+        return
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: Future[Any]) -> None:
+        loop.call_soon_threadsafe(_set_done, waiter)
+
+    future.add_done_callback(wake)
+    await waiter
+
+
+def _set_done(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _returned(value: Any) -> tuple[Any, State[Any] | None]:
+    """The flow's return value with futures and states replaced by results, and the first
+    returned state that did not complete."""
+    failed: list[State[Any]] = []
+
+    def visit(item: Any) -> Any:
+        if isinstance(item, Future):
+            item = item.run.state
+        if isinstance(item, State):
+            if not item.is_completed():
+                failed.append(item)
+            return item.data
+        if type(item) in (list, tuple, set, frozenset):
+            return type(item)(visit(v) for v in item)
+        if type(item) is dict:
+            return {k: visit(v) for k, v in item.items()}
+        return item
+
+    data = visit(value)
+    return data, (failed[0] if failed else None)
+
+
+def _limited(task: Task[..., Any]) -> bool:
+    return bool(task.tags) and bool(limits.registry)
+
+
+def _name(fn: object) -> str:
+    return str(getattr(fn, "__name__", fn))
+
+
+__all__ = ["Engine"]
