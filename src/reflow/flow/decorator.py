@@ -294,6 +294,8 @@ class Flow(Generic[P, R]):
             paused = True
         except Exception:
             engine.wait_settled()  # nothing submitted is lost, nothing runs twice on retry
+            if engine.cancelled:
+                return engine.outcome(None, False)  # Cancelled: not a failure to retry
             raise
         except BaseException as exc:
             if isinstance(exc, Interrupt):  # this attempt timed out: leave what still runs
@@ -311,6 +313,8 @@ class Flow(Generic[P, R]):
             paused = True
         except Exception:
             await engine.wait_settled_async()
+            if engine.cancelled:
+                return engine.outcome(None, False)
             raise
         except BaseException:
             engine.abandon("the flow attempt was cancelled or timed out")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from reflow.flow.triggers import all_successful
 from reflow.states import Completed, State, StateError, new_state
 from reflow.task import context, limits
 from reflow.task.decorator import Task
-from reflow.task.futures import Future, FutureList
+from reflow.task.futures import Future, FutureList, allow_failure, unmapped
 from reflow.task.hooks import fire_sync
 from reflow.task.run import TaskRun
 from reflow.task.signals import BAD_CALL, Pause, PauseFlow, Skip
@@ -33,6 +34,7 @@ from reflow.task.signals import BAD_CALL, Pause, PauseFlow, Skip
 _Slots = tuple[Any, ...]
 _BLOCKED = new_state("Pending", message="waits behind a paused upstream")
 _ALLOWED = Completed(message="allow_failure")
+_WRAPPERS = (unmapped, allow_failure)
 
 
 class Engine:
@@ -55,9 +57,9 @@ class Engine:
         self._async_tasks: set[asyncio.Task[None]] = set()
         self.futures: list[Future[Any]] = []
         """The futures of the current attempt of the flow function."""
-        self._counters: dict[str, int] = {}
+        self._counters: dict[str, itertools.count[int]] = {}
         self._earlier: dict[str, TaskRun] = {}
-        self._claimed: set[str] = set()  # runs started or ended: each only once
+        self._claimed: dict[str, object] = {}  # runs started or ended: each only once
 
     # -- attempts --------------------------------------------------------------------------
 
@@ -69,10 +71,12 @@ class Engine:
             self._earlier = dict(self.flow_run.runs_by_key)
 
     def next_key(self, name: str) -> str:
-        with self._lock:
-            n = self._counters.get(name, 0)
-            self._counters[name] = n + 1
-        return f"{name}-{n}"
+        """`name-N` for the N-th call of tasks named `name` in this attempt (thread-safe:
+        dict.setdefault and next() on a count are atomic)."""
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters.setdefault(name, itertools.count())
+        return f"{name}-{next(counter)}"
 
     @property
     def cancelled(self) -> bool:
@@ -103,9 +107,12 @@ class Engine:
         calls = split_map(task.name, args, kwargs)
         base = self.next_key(task.name)
         wait = tuple(extra)
-        return FutureList(
-            self._submit(task, a, k, wait, f"{base}[{i}]") for i, (a, k) in enumerate(calls)
+        ready: list[Future[Any]] = []
+        futures = FutureList(
+            self._submit(task, a, k, wait, f"{base}[{i}]", ready) for i, (a, k) in enumerate(calls)
         )
+        self._dispatch_many(ready)
+        return futures
 
     def _materialize(self, value: Any, extra: list[Any]) -> Any:
         """A future given whole to map() is mapped over its result (which is waited for)."""
@@ -175,9 +182,8 @@ class Engine:
         task._transition(run, new_state("Pending"))
         self.flow_run.runs_by_key[key] = run
         future = Future(run, self.cond, self)
-        with self._lock:
-            self.futures.append(future)
-        if self.cancelled:
+        self.futures.append(future)
+        if self.flow_run.cancel_requested:
             self._end(future, new_state("Cancelled", message="the flow run was cancelled"))
         return future
 
@@ -188,14 +194,20 @@ class Engine:
         kwargs: dict[str, Any],
         wait_for: tuple[Any, ...],
         key: str,
+        ready: list[Future[Any]] | None = None,
     ) -> Future[Any]:
+        """Submit one call; with `ready`, a run that may start at once is put there instead
+        (the caller dispatches the batch in one go)."""
         ups, allowed = upstreams(args, kwargs, wait_for)
         future = self._new(task, args, kwargs, ups, key)
         if future._done:
             return future
         pending = [u for u in ups if not u._done]
         if not pending:
-            self._on_upstreams_done(future, ups, allowed)
+            if ready is None:
+                self._on_upstreams_done(future, ups, allowed)
+            elif self._judged_to_run(future, ups, allowed):
+                ready.append(future)
             return future
         left = [len(pending)]
 
@@ -224,6 +236,10 @@ class Engine:
         if self.cancelled:
             self._end(future, new_state("Cancelled", message="the flow run was cancelled"))
             return False
+        if not ups and run.task.trigger is None:  # the common case: nothing to judge
+            if _wrapped(run.args, run.kwargs):
+                run.args, run.kwargs = resolve_call(run.args, run.kwargs)
+            return True
         verdict = self._verdict(run, ups, allowed)
         if verdict is not None:
             self._end(future, verdict)
@@ -279,11 +295,8 @@ class Engine:
 
     def _claim(self, run: TaskRun) -> bool:
         """Whether this caller is the one to start or end `run` (never two of them)."""
-        with self._lock:
-            if run.id in self._claimed:
-                return False
-            self._claimed.add(run.id)
-            return True
+        mine = object()
+        return self._claimed.setdefault(run.id, mine) is mine  # atomic: one caller wins
 
     def abandon(self, reason: str) -> None:
         """End every run of the attempt that has not started as Cancelled (a timeout, a crash)."""
@@ -322,6 +335,24 @@ class Engine:
                 return
             self._workers += 1
         self._spawn_worker()
+
+    def _dispatch_many(self, futures: list[Future[Any]]) -> None:
+        """Start many runs, taking the queue's lock once for the plain sync ones."""
+        plain = []
+        for future in futures:
+            task = future.run.task
+            if task.is_async or _limited(task):
+                self._dispatch(future)
+            else:
+                plain.append((future, ()))
+        if not plain:
+            return
+        with self._lock:
+            self._ready.extend(plain)
+            spawn = min(self._max_workers - self._workers, len(self._ready))
+            self._workers += max(spawn, 0)
+        for _ in range(spawn):
+            self._spawn_worker()
 
     def _spawn_worker(self) -> None:
         try:
@@ -559,6 +590,15 @@ def _returned(value: Any) -> tuple[Any, State[Any] | None]:
 
     data = visit(value)
     return data, (failed[0] if failed else None)
+
+
+def _wrapped(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a call without futures still has `unmapped`/`allow_failure` wrappers to open."""
+    if not args and not kwargs:
+        return False
+    return any(type(v) in _WRAPPERS for v in args) or any(
+        type(v) in _WRAPPERS for v in kwargs.values()
+    )
 
 
 def _limited(task: Task[..., Any]) -> bool:
