@@ -1,22 +1,20 @@
-"""Run ids: 32 hex digits, unique across processes and cheap to make (no system call each).
+"""Run ids: 32 random hex digits, cheap to make (no system call each).
 
-Each process draws a random 64-bit prefix once (again after a fork) and counts from a random
-start; `os.urandom` per id would cost a system call, and in a busy flow a trip through the GIL.
+A per-process generator seeded from `os.urandom` (again after a fork) draws 128 bits per id;
+`os.urandom` per id would cost a system call, and in a busy flow a trip through the GIL. Any
+prefix of an id is as random as the whole, so short ids (the first 8 digits) tell runs apart.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
+import random
 
-_prefix = ""
-_counter: itertools.count[int] = itertools.count()
+_random = random.Random()
 
 
 def _reseed() -> None:
-    global _prefix, _counter
-    _prefix = os.urandom(8).hex()
-    _counter = itertools.count(int.from_bytes(os.urandom(4), "big") << 16)
+    _random.seed(os.urandom(32))
 
 
 _reseed()
@@ -25,4 +23,4 @@ os.register_at_fork(after_in_child=_reseed)
 
 def new_id() -> str:
     """A new run id."""
-    return f"{_prefix}{next(_counter):016x}"
+    return f"{_random.getrandbits(128):032x}"

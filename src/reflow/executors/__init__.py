@@ -7,13 +7,14 @@ loop. Any object following the `Executor` protocol plugs in.
 
 from reflow.executors.base import Executor, SerializationError, check_executor
 from reflow.executors.inline import InlineExecutor
-from reflow.executors.process import ProcessExecutor
+from reflow.executors.process import ProcessExecutor, RemoteError
 from reflow.executors.thread import ThreadExecutor
 
 __all__ = [
     "Executor",
     "InlineExecutor",
     "ProcessExecutor",
+    "RemoteError",
     "SerializationError",
     "ThreadExecutor",
     "check_executor",

@@ -46,6 +46,7 @@ class ProcessExecutor:
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._users = 0
         self._lock = threading.Lock()
+        self._in_flight: set[concurrent.futures.Future[bytes]] = set()
 
     def start(self) -> None:
         import cloudpickle  # noqa: F401 - fail at the start of the flow, not at its first task
@@ -67,6 +68,9 @@ class ProcessExecutor:
         payload = dumps((fn, args, kwargs), f"the call of {_name(fn)}")
         outer: concurrent.futures.Future[T] = concurrent.futures.Future()
         inner = self._submit_payload(payload)
+        with self._lock:
+            self._in_flight.add(inner)
+        inner.add_done_callback(self._in_flight.discard)
         inner.add_done_callback(lambda done: _settle(outer, done, fn))
         return outer
 
@@ -91,11 +95,26 @@ class ProcessExecutor:
             pool = self._pool if self._users <= 0 else None
             if pool is not None:
                 self._pool, self._users = None, 0
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is None:
+            return
+        with self._lock:
+            hung = [f for f in self._in_flight if not f.done()]
+            self._in_flight.clear()
+        if hung:
+            # Attempts abandoned by their flow (a timeout) still run: Python cannot stop them
+            # inside a worker, so the workers go; waiting could take forever.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=not hung, cancel_futures=True)
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(max_workers={self.max_workers}, mp_context={self.mp_context!r})"
+
+
+class RemoteError(Exception):
+    """A task's exception from a worker process that could not be sent back as itself
+    (unpicklable, or its `__init__` cannot rebuild it): its type, message and traceback as text.
+    """
 
 
 def _name(fn: object) -> str:
@@ -124,12 +143,18 @@ def _run_payload(payload: bytes) -> bytes:
     try:
         return dumps((True, fn(*args, **kwargs)), f"the result of {_name(fn)}")
     except Exception as exc:
-        exc.add_note("reflow: raised in a worker process:\n" + traceback.format_exc().rstrip())
+        where = "reflow: raised in a worker process:\n" + traceback.format_exc().rstrip()
+        exc.add_note(where)
         try:
-            return cloudpickle.dumps((False, exc))  # type: ignore[no-any-return]
-        except Exception:
-            stand_in = RuntimeError(f"{type(exc).__name__}: {exc} (not picklable, sent as text)")
-            stand_in.add_note(traceback.format_exc().rstrip())
+            sent: bytes = cloudpickle.dumps((False, exc))
+            cloudpickle.loads(sent)  # an exception whose __init__ cannot rebuild it fails here
+            return sent
+        except Exception as problem:
+            stand_in = RemoteError(
+                f"{type(exc).__module__}.{type(exc).__qualname__}: {exc} (it cannot travel "
+                f"between processes: {type(problem).__name__}: {problem}; sent as text)"
+            )
+            stand_in.add_note(where)
             return cloudpickle.dumps((False, stand_in))  # type: ignore[no-any-return]
 
 

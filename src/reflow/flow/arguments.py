@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reflow.task.futures import Future, allow_failure, unmapped
+from reflow.task.futures import Future, FutureList, allow_failure, unmapped
 
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
@@ -45,7 +45,7 @@ def _walk(value: Any, found: dict[int, Future[Any]], allowed: set[int], allow: b
         for item in value.values():
             if type(item) not in _PLAIN:
                 _walk(item, found, allowed, allow)
-    elif kind in _CONTAINERS:
+    elif kind in _CONTAINERS or kind is FutureList:
         for item in value:
             if type(item) not in _PLAIN:
                 _walk(item, found, allowed, allow)
@@ -67,6 +67,8 @@ def resolve(value: Any, allow: bool = False) -> Any:
         return {k: resolve(v, allow) for k, v in value.items()}
     if kind in _CONTAINERS:
         return kind(resolve(v, allow) for v in value)
+    if kind is FutureList:
+        return [resolve(v, allow) for v in value]
     return value
 
 

@@ -90,17 +90,18 @@ class Flow(Generic[P, R]):
         self.name: str = name if name is not None else getattr(fn, "__name__", repr(fn))
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"a flow's name is a non-empty str, got {self.name!r}")
+        self._label = "@flow(...)" if fn is _options_only else f"flow {self.name}"
         self.description = description if description is not None else inspect.getdoc(fn)
         self.version = version
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"flow {self.name}: retries is an int >= 0, got {retries!r}")
+            raise ValueError(f"{self._label}: retries is an int >= 0, got {retries!r}")
         self.retries = retries
         self.retry_delay_seconds = retry_delay_seconds
         self.timeout_seconds = (
             None if timeout_seconds is None else to_seconds(timeout_seconds, "timeout_seconds")
         )
         self.executor = None if executor is None else check_executor(executor)
-        self.reference_tasks = _check_references(reference_tasks, self.name)
+        self.reference_tasks = _check_references(reference_tasks, self._label)
         self.validate_parameters = validate_parameters
         self.hooks: dict[str, tuple[FlowHook, ...]] = {
             "on_completion": check_callables(on_completion, "on_completion", "(flow, run, state)"),
@@ -422,6 +423,7 @@ class _AsyncFlow(Flow[P, R]):
                 state = await self._retriable(flow_run, engine)  # type: ignore[misc]
             except Exception as exc:
                 state = self._failed_attempts(engine, exc)
+            await engine.drain_async_jobs()
         except BaseException as exc:
             self._interrupted(flow_run, engine, exc)
             raise
@@ -433,7 +435,7 @@ class _AsyncFlow(Flow[P, R]):
 
 
 def _check_references(
-    value: Iterable[Task[..., Any] | str] | None, flow_name: str
+    value: Iterable[Task[..., Any] | str] | None, label: str
 ) -> frozenset[Any] | None:
     if value is None:
         return None
@@ -442,10 +444,12 @@ def _check_references(
     items = frozenset(value)
     for item in items:
         if not isinstance(item, Task | str):
-            raise TypeError(
-                f"flow {flow_name}: reference_tasks takes tasks (or task names), got {item!r}"
-            )
+            raise TypeError(f"{label}: reference_tasks takes tasks (or task names), got {item!r}")
     return items
+
+
+def _options_only() -> None:
+    """Stands in for the function while `@flow(...)` checks its options."""
 
 
 def _make(fn: Callable[P, R], options: dict[str, Any]) -> Flow[P, R]:
@@ -487,7 +491,7 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """
     if fn is not None:
         return _make(fn, options)
-    Flow(lambda: None, **options)  # check the options now, before there is a function
+    Flow(_options_only, **options)  # check the options now, before there is a function
 
     def decorate(fn: Callable[P, R]) -> Flow[P, R]:
         return _make(fn, options)

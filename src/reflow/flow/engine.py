@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import itertools
 import threading
 from collections import deque
@@ -22,6 +23,7 @@ from reflow.executors.base import Executor, SerializationError
 from reflow.flow.arguments import resolve_call, split_map, upstreams
 from reflow.flow.errors import TriggerFailedError
 from reflow.flow.run import FlowRun
+from reflow.flow.runlog import RemoteCall, RemoteIds
 from reflow.flow.triggers import all_successful
 from reflow.states import Completed, State, StateError, new_state
 from reflow.task import context, limits
@@ -54,7 +56,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = loop  # the async flow's own loop
         self._loop_thread: threading.Thread | None = None
         self._own_loop = False
-        self._async_tasks: set[asyncio.Task[None]] = set()
+        self._async_jobs: set[Any] = set()  # asyncio tasks and cross-thread futures in flight
         self.futures: list[Future[Any]] = []
         """The futures of the current attempt of the flow function."""
         self._counters: dict[str, itertools.count[int]] = {}
@@ -299,7 +301,18 @@ class Engine:
         return self._claimed.setdefault(run.id, mine) is mine  # atomic: one caller wins
 
     def abandon(self, reason: str) -> None:
-        """End every run of the attempt that has not started as Cancelled (a timeout, a crash)."""
+        """End every run of the attempt that has not started as Cancelled (a timeout, a crash);
+        cancel the async runs in flight (sync ones in threads cannot be stopped)."""
+        for job in list(self._async_jobs):
+            loop = self._loop
+            if (
+                isinstance(job, asyncio.Task)
+                and loop is not None
+                and not self._in_loop_thread(loop)
+            ):
+                loop.call_soon_threadsafe(job.cancel)
+            else:
+                job.cancel()
         for future in list(self.futures):
             if not future._done and future.run.state.is_pending():
                 self._end(future, new_state("Cancelled", message=f"{reason} before it started"))
@@ -319,6 +332,8 @@ class Engine:
     # -- starting runs -----------------------------------------------------------------------
 
     def _dispatch(self, future: Future[Any]) -> None:
+        if future._done:
+            return  # abandoned (a timeout) while parked on a concurrency limit
         task = future.run.task
         slots: _Slots = ()
         if _limited(task):
@@ -395,7 +410,7 @@ class Engine:
             limits.release(slots)  # abandoned while it waited in the queue
             return
         if remote:
-            run.invoke = self._invoke_remote
+            run.invoke = functools.partial(self._invoke_remote, run)
         token = context.task_run.set(run)
         try:
             if self.cancelled:
@@ -409,12 +424,13 @@ class Engine:
             future.set_done()
 
     def _invoke_remote(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, run: TaskRun, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """One attempt in the executor's process: wait for it in slices, so a timeout can
         interrupt the wait."""
+        ids = RemoteIds(self.flow_run.id, self.flow_run.name, run.id, run.task_name)
         try:
-            remote = self.executor.submit(fn, *args, **kwargs)
+            remote = self.executor.submit(RemoteCall(fn, ids), *args, **kwargs)
         except SerializationError as exc:
             setattr(exc, BAD_CALL, True)  # sending it again fails the same way
             raise
@@ -432,12 +448,29 @@ class Engine:
     def _start_async(self, future: Future[Any], slots: _Slots) -> None:
         loop = self._event_loop()
         coroutine = self._run_async(future, slots)
+        job: Any
         if self._in_loop_thread(loop):
             job = loop.create_task(coroutine)
-            self._async_tasks.add(job)
-            job.add_done_callback(self._async_tasks.discard)
         else:
-            asyncio.run_coroutine_threadsafe(coroutine, loop)
+            job = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        self._async_jobs.add(job)
+        job.add_done_callback(self._async_jobs.discard)
+
+    def call_from_sync(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """An async task called directly in a sync flow: run it on the flow's loop, wait here."""
+        job = asyncio.run_coroutine_threadsafe(
+            self.call_async(task, args, kwargs), self._event_loop()
+        )
+        while True:
+            try:
+                return job.result(timeout=0.1)  # slices: a flow timeout can interrupt the wait
+            except concurrent.futures.TimeoutError:
+                continue
+            except BaseException:
+                job.cancel()
+                raise
 
     async def _run_async(self, future: Future[Any], slots: _Slots) -> None:
         run = future.run
@@ -501,8 +534,16 @@ class Engine:
             for future in pending:
                 await _settled(future)
 
+    async def drain_async_jobs(self) -> None:
+        """Let cancelled async runs on this (the caller's) loop record their Cancelled state."""
+        jobs = [j for j in self._async_jobs if isinstance(j, asyncio.Task)]
+        if jobs:
+            await asyncio.wait(jobs, timeout=5)
+
     def close(self) -> None:
         """Release the engine's threads (after the attempt's runs settled)."""
+        if self._own_loop and self._async_jobs:  # cancelled by abandon(): let them record it
+            concurrent.futures.wait(list(self._async_jobs), timeout=5)
         if self._orchestrator is not None:
             self._orchestrator.shutdown(wait=False)
         if self._own_loop and self._loop is not None:
@@ -584,6 +625,8 @@ def _returned(value: Any) -> tuple[Any, State[Any] | None]:
             return item.data
         if type(item) in (list, tuple, set, frozenset):
             return type(item)(visit(v) for v in item)
+        if type(item) is FutureList:
+            return [visit(v) for v in item]
         if type(item) is dict:
             return {k: visit(v) for k, v in item.items()}
         return item

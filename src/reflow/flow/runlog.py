@@ -9,12 +9,43 @@ from __future__ import annotations
 
 import logging
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from reflow.flow.run import FlowRun
 from reflow.task import context
 from reflow.task.run import TaskRun
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteIds:
+    """Which runs an attempt shipped to another process belongs to."""
+
+    flow_run_id: str
+    flow_name: str
+    task_run_id: str
+    task_name: str
+
+
+_remote: ContextVar[RemoteIds | None] = ContextVar("reflow_remote_run", default=None)
+
+
+class RemoteCall:
+    """An attempt's function wrapped for a worker process, where there is no flow engine:
+    `get_run_logger()` still knows the run ids there."""
+
+    def __init__(self, fn: Any, ids: RemoteIds) -> None:
+        self.fn = fn
+        self.ids = ids
+        self.__qualname__ = str(getattr(fn, "__qualname__", fn))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        token = _remote.set(self.ids)
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            _remote.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +61,11 @@ def get_run_context() -> RunContext:
     flow_run = getattr(context.runner.get(), "flow_run", None)
     task_run = context.task_run.get()
     if flow_run is None and task_run is None:
+        if _remote.get() is not None:
+            raise RuntimeError(
+                "get_run_context() is not available in a worker process (the run records stay "
+                "in the flow's process); get_run_logger() is"
+            )
         raise RuntimeError(
             "get_run_context() is called outside any run: call it from the code of a "
             "@reflow.flow or a @reflow.task while it runs"
@@ -48,6 +84,15 @@ class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
 def get_run_logger(name: str | None = None) -> logging.LoggerAdapter:  # type: ignore[type-arg]
     """A logger for the running flow or task (logger `reflow.runs`, or `name`) whose records
     carry the run ids. RuntimeError outside any run."""
+    remote = _remote.get()
+    if remote is not None and context.task_run.get() is None:
+        extra: dict[str, str | None] = {
+            "flow_run_id": remote.flow_run_id,
+            "flow_name": remote.flow_name,
+            "task_run_id": remote.task_run_id,
+            "task_name": remote.task_name,
+        }
+        return RunLoggerAdapter(logging.getLogger(name or "reflow.runs"), extra)
     ctx = get_run_context()
     flow_run, task_run = ctx.flow_run, ctx.task_run
     extra = {

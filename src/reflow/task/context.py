@@ -30,6 +30,12 @@ class TaskRunner(Protocol):
         """Run the async task now on this event loop; return its value (or state), or raise."""
         ...
 
+    def call_from_sync(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Run the async task to its end from sync code in the flow; return its value or raise."""
+        ...
+
     def submit(
         self,
         task: Task[..., Any],

@@ -7,6 +7,7 @@ AwaitingRetry, on_success -> Completed, on_giveup -> Failed). Each call is a `Ta
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 import types
@@ -491,8 +492,15 @@ class _AsyncTask(Task[P, R]):
         super().__init__(fn, **options)
         mark_coroutine_function(self)
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """A coroutine to await; in a sync flow (no running loop) the call runs at once on the
+        flow's event loop and returns its value."""
         runner = context.runner.get()
+        if runner is not None and not _loop_running():
+            return runner.call_from_sync(self, args, kwargs)
+        return self._call(runner, args, kwargs)
+
+    async def _call(self, runner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if runner is not None:
             return await runner.call_async(self, args, kwargs)
         return_state = self._pop_return_state(kwargs)
@@ -561,6 +569,14 @@ class _Settle:
             return True  # recorded in the final state by the on_giveup hook; raised from there
         self.task._cancel(self.run, exc)
         return False
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _final_hook(state: State[Any]) -> str:

@@ -9,6 +9,7 @@ when it is done, with its result in its place.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 T = TypeVar("T")
+
+logger = logging.getLogger("reflow.flow")
 
 
 class Future(Generic[R]):
@@ -83,7 +86,10 @@ class Future(Generic[R]):
         )
 
     def add_done_callback(self, fn: Callable[[Future[R]], object]) -> None:
-        """Call `fn(future)` once the run settles (at once, here, if it has)."""
+        """Call `fn(future)` once the run settles (at once, here, if it has).
+
+        It runs in the thread that settles the run; an exception it raises is logged.
+        """
         with self._cond:
             callbacks = self._callbacks
             if callbacks is not None:
@@ -98,7 +104,13 @@ class Future(Generic[R]):
             callbacks, self._callbacks = self._callbacks, None
             self._cond.notify_all()
         for fn in callbacks or ():
-            fn(self)
+            try:
+                fn(self)
+            except Exception:
+                logger.exception(
+                    "reflow: the done-callback %s of %r raised; the other callbacks still run",
+                    getattr(fn, "__qualname__", fn), self,
+                )  # fmt: skip
 
     def __await__(self) -> Generator[Any, None, R]:
         """`await future` in an async flow: wait without blocking the event loop."""
