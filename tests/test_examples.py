@@ -13,6 +13,13 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXPECTED = {
     "retry_demo.py": ["after 3 calls", "gave up after 3 attempts", "done in"],
     "task_demo.py": ["Cached", "Skipped", "AwaitingRetry > Retrying > Completed", "done in"],
+    "flow_demo.py": [
+        "Skipped",
+        "TriggerFailed",
+        "final state: Failed",
+        "would end: Completed",
+        "done in",
+    ],
 }
 
 

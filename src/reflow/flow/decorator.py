@@ -34,7 +34,7 @@ from reflow.task import context
 from reflow.task.decorator import Task
 from reflow.task.hooks import check_callables
 from reflow.task.options import RetryDelay, delay_wait
-from reflow.task.signals import Fail, PauseFlow
+from reflow.task.signals import Fail, PauseFlow, is_bad_call
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,6 +58,14 @@ class _AttemptFailed(Exception):
     def __init__(self, state: State[Any]) -> None:
         super().__init__(state.message)
         self.state = state
+
+
+def _not_retryable(exc: BaseException) -> bool:
+    """A failure that re-running the flow would only repeat: a bad parameter, or a task run
+    that failed with `Fail` or a call that cannot work (bad arguments, unserialisable)."""
+    if isinstance(exc, _AttemptFailed):
+        exc = exc.state.exception or exc
+    return isinstance(exc, Fail | ParameterError) or is_bad_call(exc)
 
 
 class Flow(Generic[P, R]):
@@ -121,7 +129,7 @@ class Flow(Generic[P, R]):
         self.__wrapped__ = fn
         attempt = self._attempt_async if self.is_async else self._attempt
         self._retriable = retry(
-            until=AttemptsExhausted(1 + retries) | ExceptionMatches((Fail, ParameterError)),
+            until=AttemptsExhausted(1 + retries) | ExceptionMatches(_not_retryable),
             wait=delay_wait(retry_delay_seconds, retries),
             timeout=self.timeout_seconds,
             before_attempt=self._before_attempt,

@@ -16,7 +16,7 @@ import functools
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from reflow.executors.base import Executor, SerializationError
@@ -56,10 +56,10 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = loop  # the async flow's own loop
         self._loop_thread: threading.Thread | None = None
         self._own_loop = False
-        self._async_jobs: set[Any] = set()  # asyncio tasks and cross-thread futures in flight
+        self._async_jobs: set[asyncio.Task[None]] = set()  # async runs in flight
         self.futures: list[Future[Any]] = []
         """The futures of the current attempt of the flow function."""
-        self._counters: dict[str, itertools.count[int]] = {}
+        self._counters: dict[tuple[str | None, str], itertools.count[int]] = {}
         self._earlier: dict[str, TaskRun] = {}
         self._claimed: dict[str, object] = {}  # runs started or ended: each only once
 
@@ -73,12 +73,19 @@ class Engine:
             self._earlier = dict(self.flow_run.runs_by_key)
 
     def next_key(self, name: str) -> str:
-        """`name-N` for the N-th call of tasks named `name` in this attempt (thread-safe:
-        dict.setdefault and next() on a count are atomic)."""
-        counter = self._counters.get(name)
+        """The call's key: `name-N` for the N-th call of `name` by the flow function, and
+        `parent-key/name-N` for one made by a task run's code. Numbering per caller keeps keys
+        the same from one attempt to the next even when tasks run concurrently.
+
+        Thread-safe without a lock: dict.setdefault and next() on a count are atomic.
+        """
+        parent = context.task_run.get()
+        scope = parent.key if parent is not None and parent.parent_id == self.flow_run.id else None
+        counter = self._counters.get((scope, name))
         if counter is None:
-            counter = self._counters.setdefault(name, itertools.count())
-        return f"{name}-{next(counter)}"
+            counter = self._counters.setdefault((scope, name), itertools.count())
+        n = next(counter)
+        return f"{name}-{n}" if scope is None else f"{scope}/{name}-{n}"
 
     @property
     def cancelled(self) -> bool:
@@ -179,7 +186,7 @@ class Engine:
         run.key = key
         run.upstream = tuple(u.run.id for u in ups)
         if earlier is not None:
-            run.resumed = earlier.state.is_paused() or earlier.state.is_pending()
+            run.resumed = earlier.state.is_paused()  # not one merely blocked behind it
             self.flow_run.superseded.append(earlier)
         task._transition(run, new_state("Pending"))
         self.flow_run.runs_by_key[key] = run
@@ -303,13 +310,9 @@ class Engine:
     def abandon(self, reason: str) -> None:
         """End every run of the attempt that has not started as Cancelled (a timeout, a crash);
         cancel the async runs in flight (sync ones in threads cannot be stopped)."""
+        loop = self._loop
         for job in list(self._async_jobs):
-            loop = self._loop
-            if (
-                isinstance(job, asyncio.Task)
-                and loop is not None
-                and not self._in_loop_thread(loop)
-            ):
+            if loop is not None and not self._in_loop_thread(loop):
                 loop.call_soon_threadsafe(job.cancel)
             else:
                 job.cancel()
@@ -448,11 +451,15 @@ class Engine:
     def _start_async(self, future: Future[Any], slots: _Slots) -> None:
         loop = self._event_loop()
         coroutine = self._run_async(future, slots)
-        job: Any
         if self._in_loop_thread(loop):
-            job = loop.create_task(coroutine)
+            self._create_job(coroutine)
         else:
-            job = asyncio.run_coroutine_threadsafe(coroutine, loop)
+            loop.call_soon_threadsafe(self._create_job, coroutine)
+
+    def _create_job(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """In the loop's thread: start an async run, kept until done so it can be cancelled."""
+        assert self._loop is not None
+        job = self._loop.create_task(coroutine)
         self._async_jobs.add(job)
         job.add_done_callback(self._async_jobs.discard)
 
@@ -536,14 +543,16 @@ class Engine:
 
     async def drain_async_jobs(self) -> None:
         """Let cancelled async runs on this (the caller's) loop record their Cancelled state."""
-        jobs = [j for j in self._async_jobs if isinstance(j, asyncio.Task)]
+        jobs = list(self._async_jobs)
         if jobs:
             await asyncio.wait(jobs, timeout=5)
 
     def close(self) -> None:
         """Release the engine's threads (after the attempt's runs settled)."""
-        if self._own_loop and self._async_jobs:  # cancelled by abandon(): let them record it
-            concurrent.futures.wait(list(self._async_jobs), timeout=5)
+        if self._own_loop and self._loop is not None and self._async_jobs:
+            # runs cancelled by abandon(): let them record it before the loop stops
+            waiting = asyncio.run_coroutine_threadsafe(self.drain_async_jobs(), self._loop)
+            concurrent.futures.wait([waiting], timeout=6)
         if self._orchestrator is not None:
             self._orchestrator.shutdown(wait=False)
         if self._own_loop and self._loop is not None:

@@ -37,10 +37,12 @@ def mermaid(flow_run: FlowRun) -> str:
         used.add(kind)
         label = _escape(f"{sub.name}<br/>{sub.state.name if sub.states else 'Pending'}")
         lines.append(f'    {node[sub.id]}[["{label}"]]:::{kind.lower()}')
-    for run in runs:
-        for up in run.upstream:
+    edges = [(run.upstream, run.id) for run in runs]
+    edges += [(sub.upstream, sub.id) for sub in flow_run.subflow_runs]
+    for ups, target in edges:
+        for up in ups:
             if up in node:
-                lines.append(f"    {node[up]} --> {node[run.id]}")
+                lines.append(f"    {node[up]} --> {node[target]}")
     for kind in sorted(used):
         lines.append(f"    classDef {kind.lower()} {_STYLE.get(kind, '')}")
     return "\n".join(lines) + "\n"

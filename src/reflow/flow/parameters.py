@@ -43,6 +43,7 @@ class Parameters:
                 bound.arguments[name] = {k: self._check(adapter, k, v) for k, v in value.items()}
             else:
                 bound.arguments[name] = self._check(adapter, name, value)
+        bound.apply_defaults()  # the run records every parameter, defaults included
         return bound
 
     def _check(self, adapter: Any, name: str, value: Any) -> Any:

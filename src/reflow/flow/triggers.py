@@ -2,7 +2,8 @@
 
 A trigger is a function `(states) -> bool` over the upstream states (futures among its
 arguments and `wait_for`). False ends the task TriggerFailed without running it. A trigger may
-also raise the task signals `Skip` or `Pause`. With no upstreams a task always runs.
+also raise the task signals `Skip` or `Pause`. A task without upstreams is judged too, on an
+empty list: every built-in trigger but `manual_only` is met by it.
 
 Skipped counts as success; Failed, TimedOut, TriggerFailed, Cancelled and Crashed as failure.
 An upstream wrapped in `allow_failure()` counts as success whatever its outcome.

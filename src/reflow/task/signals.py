@@ -49,6 +49,6 @@ class PauseFlow(BaseException):
 BAD_CALL = "_reflow_bad_call"
 
 
-def is_bad_call(exc: Exception) -> bool:
+def is_bad_call(exc: BaseException) -> bool:
     """Whether `exc` is a TypeError from calling a task with arguments that do not fit it."""
     return getattr(exc, BAD_CALL, False) is True
