@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/retry_demo.py
 	$(BIN)/python examples/task_demo.py
+	$(BIN)/python examples/flow_demo.py
 
 test: $(STAMP)
 	$(BIN)/ruff check .

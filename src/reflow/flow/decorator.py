@@ -224,6 +224,7 @@ class Flow(Generic[P, R]):
         if engine is not None:
             key = engine.next_key(f"flow:{self.name}")
             earlier = engine.flow_run.subflows_by_key.get(key)
+            engine.subflow_keys.append(key)
             if earlier is not None and earlier.flow is self and earlier.states:
                 if earlier.state.is_completed():
                     return earlier, False
@@ -236,6 +237,7 @@ class Flow(Generic[P, R]):
             flow_run = FlowRun(self, parent_id=engine.flow_run.id)
             flow_run.upstream = tuple(u.run.id for u in ups)
             engine.flow_run.subflows_by_key[key] = flow_run
+            engine.subflow_keys.append(key)
             engine.flow_run.subflow_runs.append(flow_run)
         else:
             flow_run = FlowRun(self)
@@ -245,6 +247,7 @@ class Flow(Generic[P, R]):
                 bound = self._parameters.bind(args, kwargs)
             else:
                 bound = self._parameters.signature.bind(*args, **kwargs)
+                bound.apply_defaults()
         except (ParameterError, TypeError) as exc:
             error = exc if isinstance(exc, ParameterError) else ParameterError(str(exc))
             self._finish(flow_run, new_state("Failed", exception=error, message=str(error)))

@@ -59,6 +59,8 @@ class Engine:
         self._async_jobs: set[asyncio.Task[None]] = set()  # async runs in flight
         self.futures: list[Future[Any]] = []
         """The futures of the current attempt of the flow function."""
+        self.subflow_keys: list[str] = []
+        """The call keys of the subflows the current attempt called."""
         self._counters: dict[tuple[str | None, str], itertools.count[int]] = {}
         self._earlier: dict[str, TaskRun] = {}
         self._claimed: dict[str, object] = {}  # runs started or ended: each only once
@@ -70,6 +72,7 @@ class Engine:
         with self._lock:
             self._counters = {}
             self.futures = []
+            self.subflow_keys = []
             self._earlier = dict(self.flow_run.runs_by_key)
 
     def next_key(self, name: str) -> str:
@@ -583,11 +586,23 @@ class Engine:
                 exception=failed.exception,
                 message=f"the flow returned a {failed.name} state: {failed.message}",
             )
-        bad = [r for r in self._reference_runs(attempt_runs) if not r.state.is_completed()]
+        bad: list[Any] = [
+            r for r in self._reference_runs(attempt_runs) if not r.state.is_completed()
+        ]
+        if self.flow_run.flow.reference_tasks is None:  # a subflow is terminal: none feed on it
+            subflows = self.flow_run.subflows_by_key
+            bad += [
+                sub
+                for key in dict.fromkeys(self.subflow_keys)
+                if (sub := subflows.get(key)) is not None
+                and sub.states
+                and sub.state.is_final()
+                and not sub.state.is_completed()
+            ]
         if bad:
-            names = ", ".join(f"{r.key or r.task_name} ({r.state.name})" for r in bad)
+            names = ", ".join(f"{_label(r)} ({r.state.name})" for r in bad)
             first = bad[0].state
-            exception = first.exception or StateError(f"task run {bad[0].key} {first.name}")
+            exception = first.exception or StateError(f"{_label(bad[0])} {first.name}")
             return new_state(
                 "Failed", exception=exception, message=f"reference task run(s) failed: {names}"
             )
@@ -651,6 +666,13 @@ def _wrapped(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return any(type(v) in _WRAPPERS for v in args) or any(
         type(v) in _WRAPPERS for v in kwargs.values()
     )
+
+
+def _label(run: Any) -> str:
+    """How a message names a task run (its call key) or a subflow run."""
+    if isinstance(run, FlowRun):
+        return f"subflow {run.name}"
+    return str(run.key or run.task_name)
 
 
 def _limited(task: Task[..., Any]) -> bool:

@@ -61,13 +61,8 @@ class Parameters:
     def _build(self) -> dict[str, Any]:
         try:
             hints = typing.get_type_hints(self.fn, include_extras=True)
-        except Exception as exc:  # a hint naming something undefined: run unvalidated, say so
-            logger.warning(
-                "reflow: flow %s: its type hints cannot be resolved (%s); parameters are not "
-                "validated",
-                self.flow_name, exc,
-            )  # fmt: skip
-            hints = {}
+        except Exception:  # a hint naming something undefined: resolve the others one by one
+            hints = self._hints_one_by_one()
         hints.pop("return", None)
         adapters: dict[str, Any] = {}
         if hints:
@@ -90,6 +85,26 @@ class Parameters:
                         )  # fmt: skip
         self._adapters = adapters
         return adapters
+
+    def _hints_one_by_one(self) -> dict[str, Any]:
+        namespace = getattr(self.fn, "__globals__", {})
+        hints: dict[str, Any] = {}
+        for name, parameter in self.signature.parameters.items():
+            hint = parameter.annotation
+            if hint is inspect.Parameter.empty:
+                continue
+            if isinstance(hint, str):
+                try:
+                    hint = eval(hint, namespace)  # what typing.get_type_hints does for each
+                except Exception as exc:
+                    logger.warning(
+                        "reflow: flow %s: the type hint %r of parameter %r cannot be resolved "
+                        "(%s); that parameter is passed as given",
+                        self.flow_name, hint, name, exc,
+                    )  # fmt: skip
+                    continue
+            hints[name] = hint
+        return hints
 
 
 def _describe(error: Any) -> str:

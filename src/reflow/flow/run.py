@@ -64,11 +64,17 @@ class FlowRun:
         """Carry on a Paused run in this process: the flow function runs again, completed task
         runs are reused, paused ones run. Returns the new final (or Paused) state."""
         self._check_resumable()
+        if self.flow.is_async:
+            raise TypeError(
+                f"flow {self.name} is async: resume it with `await flow_run.resume_async()`"
+            )
         return self.flow._resume(self)  # type: ignore[no-any-return]
 
     def resume_async(self) -> Awaitable[State[Any]]:
         """`resume()` for an async flow: `await flow_run.resume_async()`."""
         self._check_resumable()
+        if not self.flow.is_async:
+            raise TypeError(f"flow {self.name} is not async: resume it with flow_run.resume()")
         return self.flow._resume(self)  # type: ignore[no-any-return]
 
     def _check_resumable(self) -> None:
