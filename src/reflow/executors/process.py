@@ -129,9 +129,9 @@ def dumps(value: object, what: str) -> bytes:
         return cloudpickle.dumps(value)  # type: ignore[no-any-return]
     except Exception as exc:
         raise SerializationError(
-            f"{what} cannot be sent to a worker process: {type(exc).__name__}: {exc}. "
-            "Arguments must be picklable (no open files, locks, sockets or generators); "
-            "use ThreadExecutor for tasks that need them"
+            f"{what} cannot be pickled to pass between processes: {type(exc).__name__}: "
+            f"{exc}. Functions, arguments and results must be picklable (no open files, "
+            "locks, sockets or generators); use ThreadExecutor for tasks that need them"
         ) from exc
 
 

@@ -387,10 +387,18 @@ class Engine:
                 self._orchestrator.submit(self._work)
             else:
                 self.executor.submit(self._work)
-        except BaseException:
+        except BaseException as exc:
             with self._lock:
                 self._workers -= 1
-            raise
+                stranded = [] if self._workers else list(self._ready)
+                if stranded:
+                    self._ready.clear()
+            for future, slots in stranded:  # no worker will ever take them: they fail here
+                limits.release(slots)
+                message = f"the executor {self.executor!r} refused to run it: {exc!r}"
+                self._end(future, new_state("Failed", exception=exc, message=message))
+            if not isinstance(exc, Exception):
+                raise
 
     def _work(self) -> None:
         """One worker: run ready task runs until the queue is empty."""

@@ -7,6 +7,7 @@ the run store: `logging.Formatter("%(flow_name)s/%(task_name)s: %(message)s")`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import MutableMapping
 from contextvars import ContextVar
@@ -38,7 +39,7 @@ class RemoteCall:
     def __init__(self, fn: Any, ids: RemoteIds) -> None:
         self.fn = fn
         self.ids = ids
-        self.__qualname__ = str(getattr(fn, "__qualname__", fn))
+        functools.update_wrapper(self, fn)  # executors may name jobs after the function
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         token = _remote.set(self.ids)
