@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -939,11 +940,6 @@ def test_a_flow_run_ends_when_its_task_timed_out_in_a_hung_worker(tmp_path: Path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a timed-out attempt keeps its worker process busy, so on a full pool the retry "
-    "waits behind it and times out without ever running",
-)
 def test_the_retry_of_an_attempt_hung_in_the_only_worker_runs(tmp_path: Path) -> None:
     release = tmp_path / "release"
     executor = ProcessExecutor(1)
@@ -963,3 +959,32 @@ def test_the_retry_of_an_attempt_hung_in_the_only_worker_runs(tmp_path: Path) ->
     finally:
         release.touch()
         executor.shutdown()
+
+
+@task(retries=1)
+def dies_first(marks: str) -> int:
+    """Kills its own worker process on the first attempt; the retry returns its pid."""
+    if count_attempt(marks, "dies_first") == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+def test_a_worker_killed_mid_attempt_fails_it_and_the_retry_runs_on_a_new_worker(
+    processes: ProcessExecutor, tmp_path: Path
+) -> None:
+    @flow(executor=processes)
+    def pipeline() -> int:
+        return dies_first.submit(str(tmp_path)).result()
+
+    flow_run = pipeline.run()
+
+    assert flow_run.state.is_completed()
+    (run,) = flow_run.task_runs
+    first, second = (a.state for a in run.attempts)
+    assert first is not None
+    assert second is not None
+    assert first.is_failed()
+    assert type(first.exception).__name__ == "ProcessExpired"
+    assert "died" in "".join(getattr(first.exception, "__notes__", []))
+    assert second.is_completed()
+    assert flow_run.result() != os.getpid()

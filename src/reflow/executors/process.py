@@ -22,7 +22,12 @@ T = TypeVar("T")
 
 
 class ProcessExecutor:
-    """Runs task attempts on up to `max_workers` processes (default: one per CPU)."""
+    """Runs task attempts on up to `max_workers` processes (default: one per CPU).
+
+    The pool is pebble's: an attempt given up on (its timeout passed, its flow ended) is
+    stopped by terminating the worker running it, and a worker that dies (killed, out of
+    memory) is replaced, its attempt failing with pebble's `ProcessExpired`.
+    """
 
     ships_code = True
 
@@ -43,51 +48,36 @@ class ProcessExecutor:
             )
         self.max_workers = max_workers
         self.mp_context = mp_context
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._pool: Any = None  # a pebble.ProcessPool while some flow run uses this executor
         self._users = 0
         self._lock = threading.Lock()
-        self._in_flight: set[concurrent.futures.Future[bytes]] = set()
 
     def start(self) -> None:
+        import multiprocessing
+
         import cloudpickle  # noqa: F401 - fail at the start of the flow, not at its first task
+        import pebble
 
         with self._lock:
             if self._pool is None:
-                self._pool = self._new_pool()
+                context = multiprocessing.get_context(self.mp_context)
+                self._pool = pebble.ProcessPool(self.max_workers, context=context)
             self._users += 1
-
-    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        import multiprocessing
-
-        context = multiprocessing.get_context(self.mp_context)
-        return concurrent.futures.ProcessPoolExecutor(self.max_workers, mp_context=context)
 
     def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[T]:
+        """Run the call in a worker; cancelling the returned future stops it even mid-run."""
         payload = dumps((fn, args, kwargs), f"the call of {_name(fn)}")
-        outer: concurrent.futures.Future[T] = concurrent.futures.Future()
-        inner = self._submit_payload(payload)
-        with self._lock:
-            self._in_flight.add(inner)
-        inner.add_done_callback(self._in_flight.discard)
-        inner.add_done_callback(lambda done: _settle(outer, done, fn))
-        return outer
-
-    def _submit_payload(self, payload: bytes) -> concurrent.futures.Future[bytes]:
-        from concurrent.futures.process import BrokenProcessPool
-
         with self._lock:
             pool = self._pool
             if pool is None:
                 raise RuntimeError("ProcessExecutor.submit() before start(): a flow run starts it")
-            try:
-                return pool.submit(_run_payload, payload)
-            except BrokenProcessPool:
-                # a worker died (killed, out of memory): later attempts get a fresh pool
-                pool.shutdown(wait=False)
-                self._pool = pool = self._new_pool()
-                return pool.submit(_run_payload, payload)
+            inner: concurrent.futures.Future[bytes] = pool.schedule(_run_payload, (payload,))
+        outer: concurrent.futures.Future[T] = concurrent.futures.Future()
+        inner.add_done_callback(lambda done: _settle(outer, done, fn))
+        outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
+        return outer
 
     def shutdown(self) -> None:
         with self._lock:
@@ -95,17 +85,11 @@ class ProcessExecutor:
             pool = self._pool if self._users <= 0 else None
             if pool is not None:
                 self._pool, self._users = None, 0
-        if pool is None:
-            return
-        with self._lock:
-            hung = [f for f in self._in_flight if not f.done()]
-            self._in_flight.clear()
-        if hung:
-            # Attempts abandoned by their flow (a timeout) still run: Python cannot stop them
-            # inside a worker, so the workers go; waiting could take forever.
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-        pool.shutdown(wait=not hung, cancel_futures=True)
+        if pool is not None:
+            # Attempts still running were given up on by their flow (a timeout): Python cannot
+            # stop them inside a worker, so stop() terminates the workers; nothing waits.
+            pool.stop()
+            pool.join()
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(max_workers={self.max_workers}, mp_context={self.mp_context!r})"
@@ -161,19 +145,21 @@ def _run_payload(payload: bytes) -> bytes:
 def _settle(
     outer: concurrent.futures.Future[Any], done: concurrent.futures.Future[bytes], fn: object
 ) -> None:
-    from concurrent.futures.process import BrokenProcessPool
-
+    """Hand the worker's outcome to the caller's future (unless the caller gave up on it)."""
     import cloudpickle
+    from pebble import ProcessExpired
 
     try:
         ok, value = cloudpickle.loads(done.result())
-    except BrokenProcessPool as exc:
+    except ProcessExpired as exc:
         exc.add_note(f"reflow: the worker process running {_name(fn)} died")
-        outer.set_exception(exc)
-    except BaseException as exc:
-        outer.set_exception(exc)
-    else:
+        ok, value = False, exc
+    except BaseException as exc:  # cancelled, or the pool was stopped
+        ok, value = False, exc
+    try:
         if ok:
             outer.set_result(value)
         else:
             outer.set_exception(value)
+    except concurrent.futures.InvalidStateError:
+        pass  # the caller cancelled it meanwhile: nobody waits for this outcome

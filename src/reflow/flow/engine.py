@@ -448,14 +448,18 @@ class Engine:
         except SerializationError as exc:
             setattr(exc, BAD_CALL, True)  # sending it again fails the same way
             raise
-        while True:
-            try:
-                return remote.result(timeout=0.1)
-            except concurrent.futures.TimeoutError:
-                continue
-            except SerializationError as exc:
-                setattr(exc, BAD_CALL, True)
-                raise
+        try:
+            while True:
+                try:
+                    return remote.result(timeout=0.1)
+                except concurrent.futures.TimeoutError:
+                    continue
+        except SerializationError as exc:
+            setattr(exc, BAD_CALL, True)
+            raise
+        except BaseException:
+            remote.cancel()  # given up on (a timeout, an interrupt): stop it where it runs
+            raise
 
     # -- async runs --------------------------------------------------------------------------
 
