@@ -10,7 +10,10 @@ module holds what they all do the same way:
   timing (`Cell`, `run_cell`, `warm_up`);
 - iteration-count calibration and interleaved repeats (`calibrate`, `measure`);
 - the report: its first two lines (`environment`, `Settings.describe`), markdown table rows
-  (`table_head`, `table_row`, `verdict`), printing it and writing `--markdown FILE` (`finish`).
+  (`table_head`, `table_row`, `verdict`), numbers (`fmt_us`, `fmt_ratio`), printing it and
+  writing `--markdown FILE` (`finish`);
+- Prefect with no server configured and no network (`configure_prefect_env`), a subprocess's
+  peak memory (`peak_rss_mb`) and the tail of a log (`log_tail`).
 
 bench/ is not a package: a script imports this as `_timing`, which Python finds because it puts
 the script's own directory first on `sys.path`.
@@ -26,10 +29,11 @@ import importlib.metadata
 import itertools
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,15 +45,18 @@ Around = Callable[[], Any]  # a factory of a (sync or async) context manager hel
 # --- options ---------------------------------------------------------------------------------
 
 
-def option_parser(description: str, quick_help: str) -> argparse.ArgumentParser:
-    """A parser with the options every script takes."""
+SECONDS_HELP = "duration of one repeat of a cell (default 0.15, quick 0.01)"
+
+
+def option_parser(
+    description: str, quick_help: str, seconds_help: str = SECONDS_HELP
+) -> argparse.ArgumentParser:
+    """A parser with the options every script takes (`seconds_help`: what `--seconds` means)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--markdown", metavar="FILE", help="also write the report to FILE")
     parser.add_argument("--repeats", type=int, help="repeats per cell (default 9, quick 3)")
-    parser.add_argument(
-        "--seconds", type=float, help="duration of one repeat of a cell (default 0.15, quick 0.01)"
-    )
+    parser.add_argument("--seconds", type=float, help=seconds_help)
     parser.add_argument("--stat", choices=("min", "median"), default="min")
     return parser
 
@@ -216,6 +223,22 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def fmt_us(us: float) -> str:
+    if us < 1:
+        return f"{us:.3f} us"
+    if us < 100:
+        return f"{us:.2f} us"
+    if us < 1000:
+        return f"{us:.1f} us"
+    return f"{us:,.0f} us"
+
+
+def fmt_ratio(ratio: float) -> str:
+    if ratio < 0.1:
+        return f"{ratio:.2g}x"
+    return f"{ratio:.2f}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
 def finish(text: str, settings: Settings, all_pass: bool, missed: str) -> int:
     """Print the report, write it to `--markdown FILE` too, and say `missed` if a target was.
 
@@ -228,3 +251,42 @@ def finish(text: str, settings: Settings, all_pass: bool, missed: str) -> int:
     if not all_pass:
         print(missed)
     return 0
+
+
+# --- Prefect, processes, logs ----------------------------------------------------------------
+
+
+def configure_prefect_env(home: str, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Settings for a Prefect that needs no server and no network; before `import prefect`.
+
+    `environ` is this process's environment by default, or the one a subprocess will get.
+    """
+    for name in [name for name in environ if name.startswith("PREFECT_")]:
+        del environ[name]  # PREFECT_API_URL, PREFECT_PROFILE, ...: nothing from outside
+    environ.update(
+        {
+            "PREFECT_HOME": home,
+            "PREFECT_PROFILES_PATH": os.path.join(home, "profiles.toml"),
+            # No API URL: Prefect 3 starts a temporary server on 127.0.0.1 when this allows it
+            # (alias of PREFECT_SERVER_EPHEMERAL_ENABLED).
+            "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a slow shared box
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # the server would phone home
+            "DO_NOT_TRACK": "1",  # and so would the client
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (ru_maxrss: KiB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def log_tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            return "".join(log.readlines()[-lines:])
+    except OSError:
+        return ""

@@ -105,32 +105,13 @@ class PrefectSetup:
     error: str | None = None  # why Prefect could not run, when it could not
 
 
-def configure_prefect_env(home: str) -> None:
-    """Settings for a Prefect that needs no server and no network; before `import prefect`."""
-    for name in [name for name in os.environ if name.startswith("PREFECT_")]:
-        del os.environ[name]  # PREFECT_API_URL, PREFECT_PROFILE, ...: nothing from outside
-    os.environ.update(
-        {
-            "PREFECT_HOME": home,
-            "PREFECT_PROFILES_PATH": os.path.join(home, "profiles.toml"),
-            # No API URL: Prefect 3 starts a temporary server on 127.0.0.1 when this allows it
-            # (alias of PREFECT_SERVER_EPHEMERAL_ENABLED).
-            "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a slow shared box
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # the server would phone home
-            "DO_NOT_TRACK": "1",  # and so would the client
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-        }
-    )
-
-
 def load_prefect() -> PrefectSetup:
     setup = PrefectSetup()
     home = tempfile.TemporaryDirectory(prefix="reflow-bench-prefect-", ignore_cleanup_errors=True)
     # Registered before Prefect registers its server's stop, so it runs after it.
     atexit.register(home.cleanup)
     setup.home = home.name
-    configure_prefect_env(home.name)
+    _timing.configure_prefect_env(home.name)
     started = time.perf_counter()
     try:
         import prefect
@@ -170,14 +151,6 @@ def stderr_to(path: str) -> Iterator[None]:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def log_tail(path: str, lines: int = 15) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as log:
-            return "".join(log.readlines()[-lines:])
-    except OSError:
-        return ""
 
 
 # --- cells -----------------------------------------------------------------------------------
@@ -236,20 +209,6 @@ def check_cell(runner: asyncio.Runner, cell: Cell, calls: int = 3) -> None:
 # --- report ----------------------------------------------------------------------------------
 
 
-def fmt_us(us: float) -> str:
-    if us < 1:
-        return f"{us:.3f} us"
-    if us < 100:
-        return f"{us:.2f} us"
-    if us < 1000:
-        return f"{us:.1f} us"
-    return f"{us:,.0f} us"
-
-
-def fmt_ratio(ratio: float) -> str:
-    return f"{ratio:.2f}x" if ratio < 100 else f"{ratio:,.0f}x"
-
-
 def fmt_first(ns: int | None) -> str:
     if ns is None:
         return "-"
@@ -257,7 +216,7 @@ def fmt_first(ns: int | None) -> str:
         return f"{ns / 1e9:.2f} s"
     if ns >= 1e6:
         return f"{ns / 1e6:.1f} ms"
-    return fmt_us(ns / 1000)
+    return _timing.fmt_us(ns / 1000)
 
 
 def report(
@@ -283,7 +242,7 @@ def report(
         row = [impl.name]
         for mode in MODES:
             value, base = us[impl.name, mode], us[BASELINE, mode]
-            row.append(f"{fmt_us(value)} ({fmt_ratio(value / base)})")
+            row.append(f"{_timing.fmt_us(value)} ({_timing.fmt_ratio(value / base)})")
         for mode in MODES:
             row.append(fmt_first(first[impl.name, mode]) if impl.first_call else "-")
         lines.append(_timing.table_row(row))
@@ -337,7 +296,9 @@ def report(
     lines.append("")
     for impl in impls:
         if impl.name != BASELINE:
-            each = ", ".join(f"{mode} {fmt_us(overhead(impl.name, mode))}" for mode in MODES)
+            each = ", ".join(
+                f"{mode} {_timing.fmt_us(overhead(impl.name, mode))}" for mode in MODES
+            )
             lines.append(f"- {impl.name}: {each}")
     if prefect.error:
         lines.append("")
@@ -370,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                             first_call(runner, cell)
             except Exception as error:
                 prefect.error = f"its first call raised {type(error).__name__}: {error}"
-                if tail := log_tail(log):
+                if tail := _timing.log_tail(log):
                     prefect.error += "\n\nLast lines of its server's log:\n\n" + tail
                 prefect.impls = []
                 impls = REFLOW_IMPLS

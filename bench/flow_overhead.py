@@ -1,0 +1,919 @@
+"""Overhead per task of a reflow flow next to Prefect 3, TaskFlow, Dask and a bare thread pool.
+
+Run it through `bench/run`, which makes the venv with the peers installed:
+
+    bench/run flow                    # full run, about 5 minutes on a shared 2-core box
+    bench/run flow --quick            # smoke run, under a minute
+    bench/run flow --markdown FILE    # also write the report (markdown) to FILE
+
+Three workloads, each run by every framework, on the same trivial targets:
+
+- sequential: n chained task calls in one flow, each result feeding the next (x = inc(x));
+- map: a map of `inc` (x + 1) over range(n) in one flow, its results collected in a list;
+- map-retry: the same map of `flaky`, which fails its first attempt on every element and
+  returns x + 1 on the second (one retry, no delay).
+
+The frameworks (labels as in the report):
+
+- reflow: `@flow` / `@task`, its default executor (threads), `task.map(...).result()`;
+- ThreadPoolExecutor floor: plain calls in a loop; `list(pool.map(fn, range(n)))` in a fresh
+  `with ThreadPoolExecutor()` (default workers); map-retry retries by hand (try/except);
+- Dask delayed: `dask.delayed` chains / lists computed with the threaded scheduler; it has no
+  task retries (only distributed has), so it has no map-retry;
+- Dask distributed: `LocalCluster(processes=False)` (one worker in this process, threads,
+  no serialisation to other processes, so its memory is all in this process's RSS) and a
+  `Client`: `client.submit` chains, `client.map` (with `retries=1`) and `client.gather`;
+- TaskFlow: `taskflow.engines.load(flow, engine="parallel")` (its thread executor), a
+  `linear_flow` of n tasks chained by provides/requires, an `unordered_flow` of n tasks, and
+  for map-retry an `unordered_flow` of n one-task `linear_flow`s, each with `retry.Times(2)`;
+  building the flow, loading and running the engine are all timed (that is what running it
+  takes);
+- Prefect 3: `@flow` / `@task` (`cache_policy=NO_CACHE, persist_result=False`), its default
+  ThreadPoolTaskRunner, `task.map(...).result()`.
+
+Each (framework, workload) cell runs in a fresh subprocess (this script with `--one`), so its
+peak RSS (`ru_maxrss`, read in that subprocess when it is done) is its own: the interpreter,
+this script, the framework's imports and setup, and the workload. In the subprocess: import
+and set up (untimed, reported), one untimed warm-up run of a few elements, then up to
+`--repeats` timed runs of the whole workload, each checked for the right result (and, for
+map-retry, for exactly one failed attempt per element), stopping early once the runs took
+`--seconds`. A cell's figure is the best (min, or `--stat median`) run divided by n.
+
+Prefect, TaskFlow and Dask distributed run smaller n (the report says which): per-task figures
+keep them comparable. TaskFlow's per-task cost grows with n (its scheduler scans every atom of
+the flow at each step), so its figures at small n flatter it. Prefect's three subprocesses
+share one temporary API server (Prefect 3's ephemeral server: no server configured, no
+network, `PREFECT_HOME` in a temporary directory; see task_overhead.py), started before them
+(at the very start of a quick run, alongside the other cells) and timed apart; before each
+Prefect cell the bench waits, untimed, for that server to go idle, and each Prefect cell has
+one timed run (its later runs in a process were 5-30 times slower, its server behind on the
+events of the earlier ones). Every subprocess's stderr (the frameworks' own logging, as they
+configure it) goes to a log file; the tail of it is shown when a cell fails. The box's load
+average is in the report's last line: a busy box (tests running alongside) slows every row.
+
+The targets: Prefect's and TaskFlow's time per task at least 100 times reflow's, sequential
+and map; reflow's map within 3 times the thread-pool floor's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import _timing
+
+WORKLOADS = ("sequential", "map", "map-retry")
+WORKLOAD_TITLES = {
+    "sequential": "sequential: n chained task calls in one flow (x = inc(x))",
+    "map": "map: inc (x + 1) mapped over range(n), results collected",
+    "map-retry": "map-retry: flaky mapped over range(n); every element fails once, then succeeds",
+}
+FULL_N = {"sequential": 1_000, "map": 10_000, "map-retry": 10_000}
+QUICK_N = {"sequential": 200, "map": 1_000, "map-retry": 1_000}
+WARM_UP_N = 10  # elements of the untimed warm-up run
+FULL_SECONDS = 10.0  # a cell's timed runs stop once they took this long (--seconds)
+QUICK_SECONDS = 0.5
+CHILD_TIMEOUT = 600.0  # seconds a subprocess may take, all told
+IDLE_WAIT_CAP = 60.0  # seconds to wait for Prefect's server to go idle before a cell
+RESULT_MARK = "FLOW-OVERHEAD-RESULT "
+TARGET_PEER_RATIO = 100.0
+TARGET_FLOOR_RATIO = 3.0
+MISSED = "(some targets missed or could not be measured; the exit status stays 0: a report)"
+
+
+@dataclass(frozen=True)
+class Framework:
+    key: str  # for --one and --frameworks
+    label: str  # the report's row
+    short: str  # in the targets and notes
+    full_n: dict[str, int] = field(default_factory=lambda: FULL_N)
+    quick_n: dict[str, int] = field(default_factory=lambda: QUICK_N)
+    max_runs: int | None = None  # timed runs per cell at most, whatever --repeats says
+
+
+REFLOW = "reflow"
+FLOOR = "threadpool"
+PREFECT = "prefect"
+TASKFLOW = "taskflow"
+FRAMEWORKS = [
+    Framework(REFLOW, "reflow @flow (thread executor)", "reflow"),
+    Framework(FLOOR, "ThreadPoolExecutor floor", "thread-pool floor"),
+    Framework("dask", "Dask delayed, threaded scheduler", "Dask delayed"),
+    Framework(
+        "distributed",
+        "Dask distributed, LocalCluster(processes=False)",
+        "Dask distributed",
+        {"sequential": 500, "map": 2_000, "map-retry": 2_000},
+        {"sequential": 100, "map": 500, "map-retry": 300},
+    ),
+    Framework(
+        TASKFLOW,
+        "TaskFlow, parallel engine",
+        "TaskFlow",
+        {"sequential": 200, "map": 1_000, "map-retry": 200},
+        {"sequential": 50, "map": 100, "map-retry": 50},
+    ),
+    Framework(
+        PREFECT,
+        "Prefect 3, ThreadPoolTaskRunner",
+        "Prefect",
+        {"sequential": 200, "map": 500, "map-retry": 200},
+        {"sequential": 30, "map": 50, "map-retry": 30},
+        # Its runs after the first in a process were 5-30 times slower here (its server falls
+        # behind on the events of the earlier ones): more runs cost minutes and never win.
+        max_runs=1,
+    ),
+]
+BY_KEY = {f.key: f for f in FRAMEWORKS}
+
+
+# --- the targets, shared by every framework --------------------------------------------------
+# Module-level functions of the module `flow_overhead` (never `__main__`, see the end), so that
+# Dask pickles them by reference and they see this module's state.
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+_flaky_lock = threading.Lock()
+_flaky_seen: set[int] = set()
+_flaky_failures = 0
+
+
+class FirstAttemptFailed(Exception):
+    pass
+
+
+def flaky(x: int) -> int:
+    """x + 1, but the first attempt for each x (since `reset_flaky`) raises."""
+    global _flaky_failures
+    with _flaky_lock:
+        first = x not in _flaky_seen
+        if first:
+            _flaky_seen.add(x)
+            _flaky_failures += 1
+    if first:
+        raise FirstAttemptFailed(x)
+    return x + 1
+
+
+def reset_flaky() -> None:
+    global _flaky_failures
+    with _flaky_lock:
+        _flaky_seen.clear()
+        _flaky_failures = 0
+
+
+def flaky_retried_by_hand(x: int) -> int:
+    """The floor's map-retry: `flaky` with one retry, written out."""
+    try:
+        return flaky(x)
+    except FirstAttemptFailed:
+        return flaky(x)
+
+
+def check_result(workload: str, n: int, result: Any) -> None:
+    want: Any = n if workload == "sequential" else list(range(1, n + 1))
+    got = result if workload == "sequential" else list(result)
+    if got != want:
+        shown = repr(result) if workload == "sequential" else f"{type(result).__name__} {result!r}"
+        raise AssertionError(f"wrong result for n={n}: {shown[:200]}")
+    if workload == "map-retry" and _flaky_failures != n:
+        raise AssertionError(f"{_flaky_failures} first attempts failed, not {n}")
+
+
+# --- the frameworks: each runs the three workloads -------------------------------------------
+
+
+class NotApplicable(Exception):
+    """The framework has no way to run this workload as asked."""
+
+
+class Impl:
+    note = ""  # what the report should know about how it ran
+
+    def sequential(self, n: int) -> Any:
+        raise NotImplementedError
+
+    def map(self, n: int) -> Any:
+        raise NotImplementedError
+
+    def map_retry(self, n: int) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def flows_of(flow: Callable[[Any], Any], inc_task: Any, flaky_task: Any) -> tuple[Any, ...]:
+    """The three workloads as flows, for the frameworks with Prefect's API (reflow, Prefect)."""
+
+    @flow
+    def sequential(n: int) -> int:
+        x = 0
+        for _ in range(n):
+            x = inc_task(x)
+        return x
+
+    @flow
+    def mapped(n: int) -> list[int]:
+        return inc_task.map(range(n)).result()
+
+    @flow
+    def mapped_retry(n: int) -> list[int]:
+        return flaky_task.map(range(n)).result()
+
+    return sequential, mapped, mapped_retry
+
+
+class ReflowImpl(Impl):
+    def __init__(self) -> None:
+        from reflow import flow, task
+        from reflow.executors import ThreadExecutor
+
+        self.note = f"its default executor, a {ThreadExecutor()!r} per flow run"
+        self.sequential, self.map, self.map_retry = flows_of(  # type: ignore[method-assign]
+            flow, task(inc), task(retries=1, retry_delay_seconds=0)(flaky)
+        )
+
+
+class ThreadPoolImpl(Impl):
+    note = "a fresh ThreadPoolExecutor() per map run (max_workers = min(32, CPUs + 4))"
+
+    def sequential(self, n: int) -> int:
+        x = 0
+        for _ in range(n):
+            x = inc(x)
+        return x
+
+    def map(self, n: int) -> list[int]:
+        with ThreadPoolExecutor() as pool:
+            return list(pool.map(inc, range(n)))
+
+    def map_retry(self, n: int) -> list[int]:
+        with ThreadPoolExecutor() as pool:
+            return list(pool.map(flaky_retried_by_hand, range(n)))
+
+
+class DaskDelayedImpl(Impl):
+    def __init__(self) -> None:
+        import dask
+
+        self.dask = dask
+        self.inc = dask.delayed(inc)
+
+    def sequential(self, n: int) -> int:
+        x: Any = 0
+        for _ in range(n):
+            x = self.inc(x)
+        return x.compute(scheduler="threads")
+
+    def map(self, n: int) -> list[int]:
+        return list(self.dask.compute(*[self.inc(i) for i in range(n)], scheduler="threads"))
+
+    def map_retry(self, n: int) -> list[int]:
+        raise NotApplicable("Dask's local schedulers have no task retries (distributed has)")
+
+
+class DaskDistributedImpl(Impl):
+    def __init__(self) -> None:
+        from distributed import Client, LocalCluster
+
+        self.cluster = LocalCluster(processes=False, dashboard_address=None)
+        self.client = Client(self.cluster)
+        workers = self.client.scheduler_info()["workers"].values()
+        threads = sum(w["nthreads"] for w in workers)
+        self.note = f"{len(workers)} worker(s), {threads} thread(s)"
+
+    def sequential(self, n: int) -> int:
+        x: Any = 0
+        for _ in range(n):
+            x = self.client.submit(inc, x, pure=False)
+        return x.result()
+
+    def map(self, n: int) -> list[int]:
+        return self.client.gather(self.client.map(inc, range(n), pure=False))
+
+    def map_retry(self, n: int) -> list[int]:
+        return self.client.gather(self.client.map(flaky, range(n), retries=1, pure=False))
+
+    def close(self) -> None:
+        self.client.close()
+        self.cluster.close()
+
+
+class TaskFlowImpl(Impl):
+    def __init__(self) -> None:
+        import taskflow.engines
+        from taskflow import retry, task
+        from taskflow.patterns import linear_flow, unordered_flow
+
+        class Inc(task.Task):  # type: ignore[misc]
+            def execute(self, x: int) -> int:
+                return inc(x)
+
+        class Flaky(task.Task):  # type: ignore[misc]
+            def execute(self, x: int) -> int:
+                return flaky(x)
+
+        self.note = "its default executor, a futurist thread pool (5 threads per CPU) per run"
+        self.engines = taskflow.engines
+        self.retry, self.linear_flow, self.unordered_flow = retry, linear_flow, unordered_flow
+        self.Inc, self.Flaky = Inc, Flaky
+
+    def run(self, flow: Any, store: dict[str, Any] | None = None) -> Any:
+        engine = self.engines.load(flow, store=store, engine="parallel")
+        engine.run()
+        return engine.storage
+
+    def sequential(self, n: int) -> int:
+        flow = self.linear_flow.Flow("sequential")
+        for i in range(n):
+            flow.add(self.Inc(name=f"inc-{i}", rebind={"x": f"x{i}"}, provides=f"x{i + 1}"))
+        return self.run(flow, store={"x0": 0}).fetch(f"x{n}")
+
+    def map(self, n: int) -> list[int]:
+        flow = self.unordered_flow.Flow("map")
+        for i in range(n):
+            flow.add(self.Inc(name=f"inc-{i}", inject={"x": i}, provides=f"y{i}"))
+        storage = self.run(flow)
+        return [storage.fetch(f"y{i}") for i in range(n)]
+
+    def map_retry(self, n: int) -> list[int]:
+        flow = self.unordered_flow.Flow("map-retry")
+        for i in range(n):
+            element = self.linear_flow.Flow(f"element-{i}", retry=self.retry.Times(2, f"r-{i}"))
+            element.add(self.Flaky(name=f"flaky-{i}", inject={"x": i}, provides=f"y{i}"))
+            flow.add(element)
+        storage = self.run(flow)
+        return [storage.fetch(f"y{i}") for i in range(n)]
+
+
+class PrefectImpl(Impl):
+    def __init__(self) -> None:
+        if not os.environ.get("PREFECT_API_URL"):
+            raise RuntimeError("no Prefect server: run it through this script, not with --one")
+        import prefect
+        from prefect.cache_policies import NO_CACHE
+
+        self.note = (
+            "the default ThreadPoolTaskRunner (no max_workers set: unbounded); persist_result="
+            "False and cache_policy=NO_CACHE on its tasks; logging level WARNING"
+        )
+
+        def prefect_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+            return prefect.task(cache_policy=NO_CACHE, persist_result=False, **options)
+
+        self.sequential, self.map, self.map_retry = flows_of(  # type: ignore[method-assign]
+            prefect.flow(persist_result=False),
+            prefect_task()(inc),
+            prefect_task(retries=1, retry_delay_seconds=0)(flaky),
+        )
+
+
+IMPLS: dict[str, Callable[[], Impl]] = {
+    REFLOW: ReflowImpl,
+    FLOOR: ThreadPoolImpl,
+    "dask": DaskDelayedImpl,
+    "distributed": DaskDistributedImpl,
+    TASKFLOW: TaskFlowImpl,
+    PREFECT: PrefectImpl,
+}
+
+
+# --- one cell, in its own subprocess ---------------------------------------------------------
+
+
+def first_line(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}".strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]
+
+
+def run_one(key: str, workload: str, n: int, repeats: int, seconds: float) -> dict[str, Any]:
+    """Set up `key`, warm up, time up to `repeats` runs of `workload`; what the parent reports."""
+    out: dict[str, Any] = {"n": n, "times_ns": [], "error": None, "na": None, "note": ""}
+    started = time.perf_counter()
+    try:
+        impl = IMPLS[key]()
+    except Exception as error:
+        out["error"] = f"unavailable: {first_line(error)}"
+        out["rss_peak_mb"] = _timing.peak_rss_mb()
+        return out
+    out["setup_s"] = time.perf_counter() - started
+    out["rss_setup_mb"] = _timing.peak_rss_mb()
+    out["note"] = impl.note
+    fn = {"sequential": impl.sequential, "map": impl.map, "map-retry": impl.map_retry}[workload]
+    try:
+        warm = min(n, WARM_UP_N)
+        reset_flaky()
+        check_result(workload, warm, fn(warm))
+        spent = 0.0
+        for _ in range(repeats):
+            reset_flaky()
+            start = time.perf_counter_ns()
+            result = fn(n)
+            elapsed = time.perf_counter_ns() - start
+            check_result(workload, n, result)
+            out["times_ns"].append(elapsed)
+            spent += elapsed / 1e9
+            if spent >= seconds:
+                break
+    except NotApplicable as reason:
+        out["na"] = str(reason)
+    except Exception as error:
+        out["error"] = first_line(error)
+    finally:
+        with contextlib.suppress(Exception):
+            impl.close()
+    out["rss_peak_mb"] = _timing.peak_rss_mb()
+    return out
+
+
+def child_main(args: Any) -> int:
+    key, workload = args.one
+    n = args.n or FULL_N[workload]
+    out = run_one(key, workload, n, args.repeats or 3, args.seconds or FULL_SECONDS)
+    sys.stdout.write("\n" + RESULT_MARK + json.dumps(out) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def prefect_server_main() -> int:
+    """Start Prefect 3's temporary API server, print its URL, keep it until stdin closes."""
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        server.start()
+    except Exception as error:
+        print(f"ERROR {first_line(error)}", flush=True)
+        return 1
+    # Its URL, and the pid of the server process itself, whose CPU time the parent watches.
+    process = server.server_process
+    print(server.api_url, process.pid if process else 0, flush=True)
+    sys.stdin.read()
+    server.stop()
+    return 0
+
+
+# --- the parent: every cell, then the report -------------------------------------------------
+
+
+@dataclass
+class Result:
+    framework: Framework
+    workload: str
+    n: int
+    times_ns: list[int] = field(default_factory=list)
+    error: str | None = None
+    na: str | None = None
+    note: str = ""
+    setup_s: float | None = None
+    rss_setup_mb: float | None = None
+    rss_peak_mb: float | None = None
+
+    def us_per_task(self, stat: str) -> float | None:
+        if not self.times_ns or self.error or self.na:
+            return None
+        best = min(self.times_ns) if stat == "min" else statistics.median(self.times_ns)
+        return best / 1000 / self.n
+
+
+def run_cell(
+    framework: Framework,
+    workload: str,
+    n: int,
+    settings: _timing.Settings,
+    env: dict[str, str],
+    logs: str,
+) -> Result:
+    log = os.path.join(logs, f"{framework.key}-{workload}.log")
+    repeats = min(settings.repeats, framework.max_runs or settings.repeats)
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--one",
+        framework.key,
+        workload,
+        "--n",
+        str(n),
+        "--repeats",
+        str(repeats),
+        "--seconds",
+        str(settings.seconds),
+    ]
+    result = Result(framework, workload, n)
+    with open(log, "w", encoding="utf-8") as err:
+        try:
+            done = subprocess.run(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=env,
+                timeout=CHILD_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            result.error = f"timed out after {CHILD_TIMEOUT:g} s"
+            return result
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
+    if not lines:
+        tail = _timing.log_tail(log, 5).strip().replace("\n", " / ")
+        result.error = f"subprocess exited {done.returncode} with no result: {tail[-400:]}"
+        return result
+    out = json.loads(lines[-1][len(RESULT_MARK) :])
+    for name in ("times_ns", "error", "na", "note", "setup_s", "rss_setup_mb", "rss_peak_mb"):
+        setattr(result, name, out.get(name, getattr(result, name)))
+    if result.error and not result.error.startswith("unavailable"):
+        tail = _timing.log_tail(log, 3).strip().replace("\n", " / ")
+        if tail:
+            result.error += f" (stderr: {tail[-300:]})"
+    return result
+
+
+class PrefectServer:
+    """Prefect 3's temporary API server, in a subprocess of its own, for the Prefect cells."""
+
+    def __init__(self, env: dict[str, str], logs: str) -> None:
+        self.url: str | None = None
+        self.error: str | None = None
+        self.start_s = 0.0
+        self.pid = 0  # the server process's (Linux: its CPU time is watched; 0: not watched)
+        self.idle_waits: list[float] = []  # seconds waited for it to go idle before each cell
+        self.log = os.path.join(logs, "prefect-server.log")
+        self.started = time.perf_counter()
+        with open(self.log, "w", encoding="utf-8") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--prefect-server"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=env,
+            )
+
+    def wait_ready(self) -> None:
+        """Wait for the server's URL (or its failure); only once."""
+        if self.url or self.error:
+            return
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        self.start_s = time.perf_counter() - self.started
+        if line.startswith("http"):
+            self.url, pid = line.split()
+            self.pid = int(pid)
+        else:
+            tail = _timing.log_tail(self.log, 5).strip().replace("\n", " / ")
+            self.error = f"its server did not start: {line or 'no output'} {tail[-300:]}"
+
+    def cpu_seconds(self) -> float | None:
+        try:
+            with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def wait_idle(self, cap: float = IDLE_WAIT_CAP) -> None:
+        """Wait (untimed, at most `cap` s) until the server stops working off earlier cells.
+
+        Each cell then starts against an idle server, wherever it comes in the order. Idle:
+        under 10% of a CPU over half a second. Only where /proc shows its CPU time.
+        """
+        started = time.perf_counter()
+        before = self.cpu_seconds()
+        while before is not None and time.perf_counter() - started < cap:
+            time.sleep(0.5)
+            after = self.cpu_seconds()
+            if after is None or after - before < 0.05:
+                break
+            before = after
+        self.idle_waits.append(time.perf_counter() - started)
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()  # the server's host process then stops it and exits
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass(frozen=True)
+class Target:
+    top: str  # us/task of this framework ...
+    bottom: str  # ... over this one's, in the same workload
+    workload: str
+    ratio: float
+    at_least: bool  # the ratio must be at least `ratio` (else at most)
+
+    def describe(self) -> str:
+        return f"{'>=' if self.at_least else '<='} {self.ratio:g}x"
+
+    def met(self, ratio: float) -> bool:
+        return ratio >= self.ratio if self.at_least else ratio <= self.ratio
+
+
+def load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "?"
+
+
+def fmt_mb(mb: float | None) -> str:
+    return "-" if mb is None else f"{mb:,.0f} MB"
+
+
+def ratio_of(
+    results: dict[tuple[str, str], Result], top: str, bottom: str, workload: str, stat: str
+) -> float | None:
+    a, b = results.get((top, workload)), results.get((bottom, workload))
+    ua = a.us_per_task(stat) if a else None
+    ub = b.us_per_task(stat) if b else None
+    return ua / ub if ua is not None and ub else None
+
+
+def report(
+    results: dict[tuple[str, str], Result],
+    frameworks: list[Framework],
+    workloads: list[str],
+    settings: _timing.Settings,
+    server: PrefectServer | None,
+    wall: float,
+    quick: bool,
+    load: str,
+) -> tuple[str, bool]:
+    stat = settings.stat
+    capped = "".join(
+        f"; {f.short}: {f.max_runs}"
+        for f in frameworks
+        if f.max_runs and f.max_runs < settings.repeats
+    )
+    lines = [
+        _timing.environment(("reflow", "prefect", "taskflow", "dask", "distributed")),
+        f"one fresh subprocess per cell; {stat} of up to {settings.repeats} timed runs of the "
+        f"whole workload per cell (fewer once its runs took {settings.seconds:g} s{capped}), "
+        "after one "
+        f"untimed run of {WARM_UP_N} elements; us/task = run time / n; ratio = us/task / "
+        f"reflow's; peak RSS = the subprocess's ru_maxrss, setup = after imports and setup",
+    ]
+    for workload in workloads:
+        lines += ["", f"### {WORKLOAD_TITLES[workload]}", ""]
+        lines += _timing.table_head(
+            [
+                "framework",
+                "n",
+                "us/task",
+                "vs reflow",
+                "peak RSS",
+                "RSS after setup",
+                "runs",
+                "import + setup",
+            ],
+            left=1,
+        )
+        for framework in frameworks:
+            r = results.get((framework.key, workload))
+            if r is None:
+                continue
+            us = r.us_per_task(stat)
+            if us is None:
+                text = f"n/a: {r.na}" if r.na else r.error or "no runs"
+                row = [
+                    framework.label,
+                    f"{r.n:,}",
+                    text,
+                    "-",
+                    fmt_mb(r.rss_peak_mb),
+                    fmt_mb(r.rss_setup_mb),
+                    str(len(r.times_ns)),
+                    "-",
+                ]
+            else:
+                ratio = ratio_of(results, framework.key, REFLOW, workload, stat)
+                row = [
+                    framework.label,
+                    f"{r.n:,}",
+                    _timing.fmt_us(us),
+                    "-" if ratio is None else _timing.fmt_ratio(ratio),
+                    fmt_mb(r.rss_peak_mb),
+                    fmt_mb(r.rss_setup_mb),
+                    str(len(r.times_ns)),
+                    "-" if r.setup_s is None else f"{r.setup_s:.2f} s",
+                ]
+            lines.append(_timing.table_row(row))
+
+    lines += ["", "Targets (us/task, same run):", ""]
+    lines += _timing.table_head(["target", "workload", "measured", "verdict"], left=2)
+    all_pass = True
+    targets = [
+        Target(peer, REFLOW, workload, TARGET_PEER_RATIO, at_least=True)
+        for peer in (PREFECT, TASKFLOW)
+        for workload in ("sequential", "map")
+    ]
+    targets.append(Target(REFLOW, FLOOR, "map", TARGET_FLOOR_RATIO, at_least=False))
+    for target in targets:
+        top, bottom, workload = target.top, target.bottom, target.workload
+        label = f"{BY_KEY[top].short} / {BY_KEY[bottom].short} {target.describe()}"
+        if workload not in workloads:
+            continue
+        ratio = ratio_of(results, top, bottom, workload, stat)
+        if ratio is None:
+            missing = [
+                BY_KEY[k].short
+                for k in (top, bottom)
+                if (r := results.get((k, workload))) is None or r.us_per_task(stat) is None
+            ]
+            measured, ok_text = f"n/a ({', '.join(missing)}: not measured)", "MISS"
+            all_pass = False
+        else:
+            ok = target.met(ratio)
+            all_pass &= ok
+            measured, ok_text = _timing.fmt_ratio(ratio), _timing.verdict(ok)
+        lines.append(_timing.table_row([label, workload, measured, ok_text]))
+
+    notes = []
+    default_n = QUICK_N if quick else FULL_N
+    small = [f for f in frameworks if (f.quick_n if quick else f.full_n) != default_n]
+    if small:
+        sizes = "; ".join(
+            f"{f.short} "
+            + ", ".join(f"{w} {results[f.key, w].n:,}" for w in workloads if (f.key, w) in results)
+            for f in small
+        )
+        notes.append(
+            f"Smaller n for the slow peers ({sizes}); the others ran "
+            + ", ".join(f"{w} {default_n[w]:,}" for w in workloads)
+            + ": compare us/task."
+        )
+    if any(f.key == TASKFLOW for f in small):
+        notes.append(
+            "TaskFlow's time per task grows with n (its scheduler scans every atom of the flow "
+            "at each step, and each engine run ends by joining its thread pool, about 1 s "
+            "here): at the others' n it would be slower still per task."
+        )
+    for framework in frameworks:
+        cell_notes = {r.note for (k, _), r in results.items() if k == framework.key and r.note}
+        if cell_notes:
+            notes.append(f"{framework.short}: {'; '.join(sorted(cell_notes))}.")
+    if server is not None:
+        if server.url:
+            concurrently = (
+                ", started at the beginning of this quick run, alongside the other cells"
+                if quick
+                else ""
+            )
+            waits = ", ".join(f"{w:.1f}" for w in server.idle_waits)
+            notes.append(
+                f"Prefect's temporary API server took {server.start_s:.1f} s to start (untimed"
+                f"{concurrently}; its three subprocesses share it; its memory is not in their "
+                f"RSS). Before each Prefect cell the bench waited for it to go idle (s: {waits}; "
+                f"at most {IDLE_WAIT_CAP:g} s)."
+            )
+        else:
+            notes.append(f"Prefect did not run: {server.error}")
+    if notes:
+        lines += ["", *[f"- {note}" for note in notes]]
+    lines += ["", f"Whole run: {wall:.1f} s; load average (1 min): {load}."]
+    return "\n".join(lines) + "\n", all_pass
+
+
+def parent_main(args: Any, settings: _timing.Settings) -> int:
+    keys = args.frameworks.split(",") if args.frameworks else [f.key for f in FRAMEWORKS]
+    unknown = [k for k in keys if k not in BY_KEY]
+    workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
+    unknown += [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        raise SystemExit(
+            f"unknown: {', '.join(unknown)}; frameworks: {', '.join(BY_KEY)}; "
+            f"workloads: {', '.join(WORKLOADS)}"
+        )
+    if args.no_prefect and PREFECT in keys:
+        keys.remove(PREFECT)
+    frameworks = [f for f in FRAMEWORKS if f.key in keys]
+    started = time.perf_counter()
+    load_at_start = load_average()
+    results: dict[tuple[str, str], Result] = {}
+    server: PrefectServer | None = None
+    with tempfile.TemporaryDirectory(
+        prefix="reflow-bench-flow-", ignore_cleanup_errors=True
+    ) as logs:
+        env = dict(os.environ)
+        home = os.path.join(logs, "prefect-home")
+        os.mkdir(home)
+        _timing.configure_prefect_env(home, env)  # every cell's: no Prefect settings leak in
+
+        def run_framework(framework: Framework) -> None:
+            for workload in workloads:
+                n = framework.quick_n[workload] if args.quick else framework.full_n[workload]
+                cell_env = env
+                if framework.key == PREFECT:
+                    assert server is not None
+                    if server.url is None:
+                        results[framework.key, workload] = Result(
+                            framework, workload, n, error=f"unavailable: {server.error}"
+                        )
+                        continue
+                    cell_env = {**env, "PREFECT_API_URL": server.url}
+                    server.wait_idle()
+                cell_started = time.perf_counter()
+                results[framework.key, workload] = run_cell(
+                    framework, workload, n, settings, cell_env, logs
+                )
+                runs = ", ".join(
+                    f"{t / 1e9:.2f}" for t in results[framework.key, workload].times_ns
+                )
+                print(
+                    f"bench/flow: {framework.key} {workload} (n={n:,}): "
+                    f"{time.perf_counter() - cell_started:.1f} s (timed runs, s: {runs or '-'})",
+                    file=sys.stderr,
+                )
+
+        try:
+            # A quick run starts the server at once, while the other frameworks run (their
+            # figures are then noisier); a full run starts it only when the others are done.
+            if args.quick and PREFECT in keys:
+                server = PrefectServer(env, logs)
+            for framework in frameworks:
+                if framework.key == PREFECT:
+                    server = server or PrefectServer(env, logs)
+                    server.wait_ready()
+                    print(
+                        f"bench/flow: Prefect's temporary API server: {server.start_s:.1f} s",
+                        file=sys.stderr,
+                    )
+                run_framework(framework)
+        finally:
+            if server is not None:
+                server.stop()
+    wall = time.perf_counter() - started
+    load = f"{load_at_start} at the start, {load_average()} at the end"
+    text, all_pass = report(
+        results, frameworks, workloads, settings, server, wall, args.quick, load
+    )
+    return _timing.finish(text, settings, all_pass, MISSED)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _timing.option_parser(
+        __doc__.splitlines()[0],
+        "smoke run: smaller n, fewer runs",
+        seconds_help=(
+            f"a cell's timed runs stop once they took this long (default {FULL_SECONDS:g}, "
+            f"quick {QUICK_SECONDS:g})"
+        ),
+    )
+    parser.add_argument("--no-prefect", action="store_true", help="leave Prefect out")
+    parser.add_argument("--frameworks", metavar="A,B", help=f"only these, of: {', '.join(BY_KEY)}")
+    parser.add_argument(
+        "--workloads", metavar="A,B", help=f"only these, of: {', '.join(WORKLOADS)}"
+    )
+    # Hidden: what the parent runs in its subprocesses.
+    parser.add_argument("--one", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"), help=argparse_hide())
+    parser.add_argument("--n", type=int, help=argparse_hide())
+    parser.add_argument("--prefect-server", action="store_true", help=argparse_hide())
+    args = parser.parse_args(argv)
+    if args.prefect_server:
+        return prefect_server_main()
+    if args.one:
+        return child_main(args)
+    settings = _timing.Settings.from_args(args, quick_min_iterations=1)
+    if args.seconds is None:
+        settings = _timing.Settings(
+            stat=settings.stat,
+            repeats=settings.repeats,
+            seconds=QUICK_SECONDS if args.quick else FULL_SECONDS,
+            min_iterations=1,
+            markdown=settings.markdown,
+        )
+    return parent_main(args, settings)
+
+
+def argparse_hide() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    # Run as the module `flow_overhead`, not `__main__`: Dask then pickles `inc` and `flaky` by
+    # reference, and they share this module's state (bench/ is first on sys.path).
+    sys.exit(importlib.import_module("flow_overhead").main())
