@@ -28,7 +28,7 @@ from reflow.flow.triggers import all_successful
 from reflow.states import Completed, State, StateError, new_state
 from reflow.task import context, limits
 from reflow.task.decorator import Task
-from reflow.task.futures import Future, FutureList, allow_failure, unmapped
+from reflow.task.futures import Future, FutureList, Settled, allow_failure, unmapped
 from reflow.task.hooks import fire_sync
 from reflow.task.run import TaskRun
 from reflow.task.signals import BAD_CALL, Pause, PauseFlow, Skip
@@ -46,7 +46,7 @@ class Engine:
     def __init__(self, flow_run: FlowRun, executor: Executor, loop: Any = None) -> None:
         self.flow_run = flow_run
         self.executor = executor
-        self.cond = threading.Condition()
+        self.cond = Settled()
         self._lock = threading.Lock()
         self._ready: deque[tuple[Future[Any], _Slots]] = deque()
         self._workers = 0
@@ -404,12 +404,16 @@ class Engine:
         """One worker: run ready task runs until the queue is empty."""
         token = context.runner.set(self)
         try:
+            ready = self._ready
             while True:
-                with self._lock:
-                    if not self._ready:
-                        self._workers -= 1
-                        return
-                    future, slots = self._ready.popleft()
+                try:
+                    future, slots = ready.popleft()  # atomic: no lock while there is work
+                except IndexError:
+                    with self._lock:  # the decision to stop is taken under the lock that
+                        if not ready:  # dispatch() holds to decide whether to spawn
+                            self._workers -= 1
+                            return
+                    continue
                 self._run_sync(future, slots, remote=self._remote)
         except BaseException:
             with self._lock:
@@ -434,7 +438,8 @@ class Engine:
                 run.task._execute(run, run.args, run.kwargs)
         finally:
             context.task_run.reset(token)
-            limits.release(slots)
+            if slots:
+                limits.release(slots)
             future.set_done()
 
     def _invoke_remote(

@@ -28,12 +28,21 @@ T = TypeVar("T")
 logger = logging.getLogger("reflow.flow")
 
 
+class Settled(threading.Condition):
+    """The condition futures of one flow run wait on, counting its waiters: settling a run
+    notifies only when someone waits (a map of 10,000 runs mostly has no one waiting)."""
+
+    def __init__(self) -> None:
+        super().__init__(threading.Lock())
+        self.waiting = 0
+
+
 class Future(Generic[R]):
     """The eventual outcome of one submitted task run."""
 
     __slots__ = ("_callbacks", "_cond", "_done", "_owner", "run")
 
-    def __init__(self, run: TaskRun, cond: threading.Condition, owner: object = None) -> None:
+    def __init__(self, run: TaskRun, cond: Settled, owner: object = None) -> None:
         self.run = run
         self._cond = cond
         self._owner = owner  # the runner that made it: a paused result stops that flow's code
@@ -102,7 +111,8 @@ class Future(Generic[R]):
         with self._cond:
             self._done = True
             callbacks, self._callbacks = self._callbacks, None
-            self._cond.notify_all()
+            if self._cond.waiting:
+                self._cond.notify_all()
         for fn in callbacks or ():
             try:
                 fn(self)
@@ -188,12 +198,17 @@ def _wait_all(futures: Iterable[Future[Any]], timeout: float | None) -> None:
     for f in futures:
         if f._done:
             continue
-        with f._cond:
+        cond = f._cond
+        with cond:
             while not f._done:
                 left = _left(deadline)
                 if left is not None and left <= 0:
                     return
-                f._cond.wait(0.1 if left is None else min(left, 0.1))
+                cond.waiting += 1
+                try:
+                    cond.wait(0.1 if left is None else min(left, 0.1))
+                finally:
+                    cond.waiting -= 1
 
 
 def _left(deadline: float | None) -> float | None:
@@ -248,4 +263,4 @@ def _check_futures(futures: Iterable[Future[Any]], name: str) -> list[Future[Any
     return items
 
 
-__all__ = ["Future", "FutureList", "allow_failure", "as_completed", "unmapped", "wait"]
+__all__ = ["Future", "FutureList", "Settled", "allow_failure", "as_completed", "unmapped", "wait"]

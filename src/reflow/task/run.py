@@ -28,6 +28,25 @@ class AttemptRecord:
 class TaskRun:
     """One call of a task: its id, full state history, attempts and hook errors."""
 
+    __slots__ = (
+        "_parameters",
+        "args",
+        "attempts",
+        "cache_key",
+        "hook_errors",
+        "id",
+        "invoke",
+        "key",
+        "kwargs",
+        "parent_id",
+        "resumed",
+        "skip",
+        "states",
+        "task",
+        "task_name",
+        "upstream",
+    )
+
     def __init__(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
         self.id = new_id()
         self.task = task
