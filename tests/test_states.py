@@ -22,6 +22,7 @@ EXPECTED_TYPES = {
     "AwaitingRetry": StateType.SCHEDULED,
     "Running": StateType.RUNNING,
     "Retrying": StateType.RUNNING,
+    "Reverting": StateType.RUNNING,
     "Completed": StateType.COMPLETED,
     "Cached": StateType.COMPLETED,
     "Skipped": StateType.COMPLETED,
@@ -30,6 +31,7 @@ EXPECTED_TYPES = {
     "TimedOut": StateType.FAILED,
     "TriggerFailed": StateType.FAILED,
     "Cancelled": StateType.CANCELLED,
+    "Reverted": StateType.CANCELLED,
     "Crashed": StateType.CRASHED,
     "Paused": StateType.PAUSED,
 }
@@ -61,7 +63,7 @@ def test_final_types() -> None:
     final = {name for name, kind in EXPECTED_TYPES.items() if new_state(name).is_final()}
     assert final == {
         "Completed", "Cached", "Skipped", "RolledBack", "Failed", "TimedOut", "TriggerFailed",
-        "Cancelled", "Crashed",
+        "Cancelled", "Reverted", "Crashed",
     }  # fmt: skip
 
 

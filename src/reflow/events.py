@@ -25,7 +25,7 @@ from reflow.states import State
 
 logger = logging.getLogger("reflow.events")
 
-RunKind = Literal["task", "flow"]
+RunKind = Literal["task", "flow", "atom"]
 
 
 @dataclass(frozen=True, slots=True)

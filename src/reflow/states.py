@@ -42,6 +42,7 @@ STATE_TYPES: dict[str, StateType] = {
     "AwaitingRetry": StateType.SCHEDULED,
     "Running": StateType.RUNNING,
     "Retrying": StateType.RUNNING,
+    "Reverting": StateType.RUNNING,
     "Completed": StateType.COMPLETED,
     "Cached": StateType.COMPLETED,
     "Skipped": StateType.COMPLETED,
@@ -50,6 +51,7 @@ STATE_TYPES: dict[str, StateType] = {
     "TimedOut": StateType.FAILED,
     "TriggerFailed": StateType.FAILED,
     "Cancelled": StateType.CANCELLED,
+    "Reverted": StateType.CANCELLED,
     "Crashed": StateType.CRASHED,
     "Paused": StateType.PAUSED,
 }
@@ -218,3 +220,11 @@ def Crashed(exception: BaseException | None = None, message: str = "") -> State[
 
 def Paused(message: str = "") -> State[Any]:
     return new_state("Paused", message=message)
+
+
+def Reverting(message: str = "") -> State[Any]:
+    return new_state("Reverting", message=message)
+
+
+def Reverted(message: str = "", data: Any = None) -> State[Any]:
+    return new_state("Reverted", message=message, data=data)
