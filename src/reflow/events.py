@@ -47,7 +47,23 @@ class StateChange:
         return self.state.timestamp
 
 
-Subscriber = Callable[[StateChange], object]
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A running atom reported how far it has got (`atom.update_progress(0.5)`)."""
+
+    run_kind: RunKind
+    run_id: str
+    name: str
+    progress: float
+    """From 0.0 to 1.0."""
+    details: dict[str, Any]
+    parent_id: str | None = None
+
+
+Event = StateChange | Progress
+"""What subscribers receive: state changes, and progress reports of atoms."""
+
+Subscriber = Callable[[Event], object]
 
 subscribers: tuple[Subscriber, ...] = ()
 """The current subscribers; replaced whole under a lock, so publishing never locks."""
@@ -90,16 +106,17 @@ def subscribe(fn: Subscriber) -> Subscription:
     return Subscription(fn)
 
 
-def publish(event: StateChange) -> None:
+def publish(event: Event) -> None:
     """Hand `event` to every subscriber; errors are logged and go no further."""
     for fn in subscribers:
         try:
             fn(event)
         except Exception:
+            what = event.state.name if isinstance(event, StateChange) else "progress"
             logger.exception(
-                "reflow: the event subscriber %s raised on %s %s entering %s; the run goes on",
-                getattr(fn, "__qualname__", fn), event.run_kind, event.name, event.state.name,
+                "reflow: the event subscriber %s raised on %s %s (%s); the run goes on",
+                getattr(fn, "__qualname__", fn), event.run_kind, event.name, what,
             )  # fmt: skip
 
 
-__all__ = ["StateChange", "Subscription", "publish", "subscribe"]
+__all__ = ["Event", "Progress", "StateChange", "Subscription", "publish", "subscribe"]

@@ -1,0 +1,348 @@
+"""The atoms engine: runs a compiled flow, and on failure asks the retry controllers whether to
+retry a scope, revert it, or revert everything.
+
+One thread (the caller's) decides; the executor runs `execute` and `revert` calls. A failure
+stops new atoms from starting; once the running ones have finished, the failed atom's nearest
+controller decides. Reverts run newest completion first, each given its atom's arguments,
+`result` and `flow_failures`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import heapq
+from collections.abc import Mapping
+from typing import Any
+
+from reflow import events
+from reflow._ids import new_id
+from reflow.atoms.atom import Atom
+from reflow.atoms.compile import Node, compile_flow
+from reflow.atoms.failure import Failure
+from reflow.atoms.patterns import Pattern
+from reflow.atoms.retry import Decision, History, Retry
+from reflow.executors.base import Executor, check_executor
+from reflow.executors.inline import InlineExecutor
+from reflow.states import State, new_state
+
+_RAN = frozenset({"Completed", "Failed"})
+
+
+class WrappedFailure(ExceptionGroup):
+    """Several errors ended the flow (a failure, and reverts that failed too)."""
+
+
+def run(
+    flow: Pattern | Atom,
+    store: Mapping[str, Any] | None = None,
+    executor: Executor | None = None,
+    defer_reverts: bool = False,
+) -> dict[str, Any]:
+    """Run an atoms flow; return the store: the initial values and every value provided.
+
+    On failure the flow's reverts run first, then the failure is raised (a `WrappedFailure`
+    when a revert failed too). `executor` defaults to an `InlineExecutor` (atoms one at a
+    time, like TaskFlow's serial engine); a `ThreadExecutor` runs independent atoms at once.
+    With `defer_reverts`, a scope whose controller says REVERT and that has no enclosing
+    controller reverts the whole flow, not only itself.
+    """
+    initial = dict(store or {})
+    compiled = compile_flow(flow, initial)
+    chosen = InlineExecutor() if executor is None else check_executor(executor)
+    name = flow.name
+    return _Engine(compiled.nodes, initial, chosen, defer_reverts, name).run()
+
+
+class _Engine:
+    def __init__(
+        self,
+        nodes: list[Node],
+        store: dict[str, Any],
+        executor: Executor,
+        defer_reverts: bool,
+        name: str,
+    ) -> None:
+        self.nodes = nodes
+        self.store = store
+        self.executor = executor
+        self.defer_reverts = defer_reverts
+        self.name = name
+        self.id = new_id()
+        self.states: dict[Node, State[Any]] = {}
+        self.results: dict[Node, Any] = {}
+        self.arguments: dict[Node, dict[str, Any]] = {}
+        self.completed: list[Node] = []  # in order of completion (success or failure)
+        self.histories: dict[Node, History] = {n: History() for n in nodes if n.is_retry}
+        self.failures: dict[str, Failure] = {}
+        self.waiting: dict[Node, int] = {n: len(n.before) for n in nodes}
+        self.ready: list[tuple[int, int, Node]] = []
+        self.running: dict[concurrent.futures.Future[Any], Node] = {}
+        self.unresolved: list[tuple[Node, Failure]] = []
+        self.errors: list[BaseException] = []
+        self.failed = False
+        for node in nodes:
+            node.atom._progress = self._progress
+            self._set(node, "Pending")
+            if not node.before:
+                self._push(node)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self.executor.start()
+        try:
+            while True:
+                if not self.unresolved and not self.failed:
+                    self._start_ready()
+                if not self.running:
+                    if self.unresolved:
+                        self._resolve()
+                        continue
+                    break
+                done = {f for f in self.running if f.done()}
+                if not done:
+                    done, _ = concurrent.futures.wait(
+                        self.running, return_when=concurrent.futures.FIRST_COMPLETED
+                    )
+                for future in sorted(done, key=lambda f: self.running[f].index):
+                    self._finished(self.running.pop(future), future)
+        finally:
+            for node in self.nodes:
+                node.atom._progress = None
+            self.executor.shutdown()
+        if self.errors:
+            if len(self.errors) == 1:
+                raise self.errors[0]
+            raise WrappedFailure(f"flow {self.name} failed", list(self.errors))  # type: ignore[arg-type]
+        return dict(self.store)
+
+    def _push(self, node: Node) -> None:
+        heapq.heappush(self.ready, (-node.atom.priority, node.index, node))
+
+    def _start_ready(self) -> None:
+        while self.ready:
+            node = heapq.heappop(self.ready)[2]
+            atom = node.atom
+            try:
+                kwargs = atom.arguments(self.store)
+            except KeyError as exc:
+                self._record_failure(node, exc)
+                return
+            self.arguments[node] = kwargs
+            atom.run_id = new_id()
+            self._set(node, "Running")
+            if node.is_retry:
+                future = self.executor.submit(_execute_retry, atom, self.histories[node], kwargs)
+            else:
+                future = self.executor.submit(_execute, atom, kwargs)
+            self.running[future] = node
+
+    def _finished(self, node: Node, future: concurrent.futures.Future[Any]) -> None:
+        exc = future.exception()
+        if exc is None:
+            result = future.result()
+            try:
+                provided = node.atom.provided(result)
+            except TypeError as error:
+                exc = error
+        if exc is not None:
+            self._record_failure(node, exc)
+            return
+        self.results[node] = result
+        self.store.update(provided)
+        self.completed.append(node)
+        if node.is_retry:
+            self.histories[node]._begin(result)
+        self._set(node, "Completed", data=result)
+        for nxt in node.after:
+            self.waiting[nxt] -= 1
+            if self.waiting[nxt] == 0 and self.states[nxt].name == "Pending":
+                self._push(nxt)
+
+    def _record_failure(self, node: Node, exc: BaseException) -> None:
+        failure = Failure(exc)
+        self.results[node] = failure
+        self.failures[node.name] = failure
+        self.completed.append(node)
+        if node.is_retry:
+            self.histories[node].failure = failure
+        self._set(node, "Failed", exception=exc, message=f"{type(exc).__name__}: {exc}")
+        self.unresolved.append((node, failure))
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def _resolve(self) -> None:
+        """Every failure since the last decision, handled by its nearest controller."""
+        unresolved, self.unresolved = self.unresolved, []
+        decided: set[int] = set()
+        for node, failure in unresolved:
+            scope = node.controller
+            while not self.failed:
+                if scope is None:  # no controller (left): revert everything
+                    self._revert(self.nodes)
+                    self._fail(failure)
+                    break
+                history = self.histories[scope]
+                history._record(node.name, failure)
+                if id(scope) in decided:
+                    break  # this scope's fate is decided this round
+                decided.add(id(scope))
+                decision = self._decide(scope, history)
+                if decision is Decision.RETRY:
+                    self._retry(scope)
+                    break
+                if decision is Decision.REVERT_ALL:
+                    self._revert(self.nodes)
+                    self._fail(failure)
+                    break
+                self._revert([*scope.members, scope])  # REVERT: then the parent decides
+                if scope.controller is None:
+                    if self.defer_reverts:
+                        self._revert(self.nodes)
+                    self._fail(failure)
+                    break
+                scope = scope.controller
+
+    def _decide(self, scope: Node, history: History) -> Decision:
+        controller = scope.atom
+        assert isinstance(controller, Retry)
+        try:
+            decision = controller.on_failure(history, **self.arguments.get(scope, {}))
+        except Exception as exc:
+            exc.add_note(f"reflow: raised by on_failure() of retry controller {controller.name}")
+            self.errors.append(exc)
+            return Decision.REVERT_ALL
+        if not isinstance(decision, Decision):
+            self.errors.append(
+                TypeError(
+                    f"retry controller {controller.name}: on_failure() must return a Decision "
+                    f"(RETRY, REVERT or REVERT_ALL), got {decision!r}"
+                )
+            )
+            return Decision.REVERT_ALL
+        return decision
+
+    def _fail(self, failure: Failure) -> None:
+        self.failed = True
+        if failure.exception is not None and failure.exception not in self.errors:
+            self.errors.insert(0, failure.exception)
+
+    def _retry(self, scope: Node) -> None:
+        """Revert the scope's atoms, then run it again from its controller."""
+        self._revert(scope.members)
+        self._set(scope, "Retrying", message=f"try {len(self.histories[scope]) + 1}")
+        for node in (scope, *scope.members):
+            self.results.pop(node, None)
+            if node in self.completed:
+                self.completed.remove(node)
+            if node is not scope:
+                self._set(node, "Pending")
+        reset = {id(n) for n in (scope, *scope.members)}
+        for node in (scope, *scope.members):
+            self.waiting[node] = sum(
+                1 for b in node.before if id(b) in reset or self.states[b].name != "Completed"
+            )
+        self.ready = [entry for entry in self.ready if id(entry[2]) not in reset]
+        heapq.heapify(self.ready)
+        self.waiting[scope] = sum(1 for b in scope.before if self.states[b].name != "Completed")
+        if self.waiting[scope] == 0:
+            self._push(scope)
+
+    def _revert(self, nodes: list[Node]) -> None:
+        """Revert the nodes that ran, newest completion first; a failed revert stops the
+        reverts of the atoms before it (its branch) and is reported."""
+        chosen = {id(n) for n in nodes}
+        spared: set[int] = set()
+        for node in reversed(list(self.completed)):
+            if id(node) not in chosen or self.states[node].name not in _RAN:
+                continue
+            if id(node) in spared:
+                continue
+            self._set(node, "Reverting")
+            try:
+                self._call_revert(node)
+            except Exception as exc:
+                exc.add_note(f"reflow: raised by the revert of atom {node.name}")
+                self.errors.append(exc)
+                self._set(node, "Failed", exception=exc, message=f"revert failed: {exc!r}")
+                spared |= _ancestors(node)
+                continue
+            self.completed.remove(node)
+            for name in node.atom.provides:
+                self.store.pop(name, None)
+            self._set(node, "Reverted")
+
+    def _call_revert(self, node: Node) -> None:
+        kwargs = self.arguments.get(node, {})
+        if node.is_retry:
+            future = self.executor.submit(_revert_retry, node.atom, self.histories[node], kwargs)
+        else:
+            result = self.results.get(node)
+            future = self.executor.submit(_revert, node.atom, kwargs, result, dict(self.failures))
+        future.result()
+
+    # -- records ----------------------------------------------------------------------------
+
+    def _set(
+        self,
+        node: Node,
+        name: str,
+        message: str = "",
+        data: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        state = new_state(name, message=message, data=data, exception=exception)
+        previous = self.states.get(node)
+        self.states[node] = state
+        if events.subscribers:
+            run_id = node.atom.run_id or node.name
+            events.publish(events.StateChange("atom", run_id, node.name, state, previous, self.id))
+
+    def _progress(self, atom: Atom, progress: float, details: Mapping[str, Any] | None) -> None:
+        if events.subscribers:
+            events.publish(
+                events.Progress(
+                    "atom", atom.run_id or atom.name, atom.name, progress, dict(details or {}),
+                    self.id,
+                )
+            )  # fmt: skip
+
+
+def _ancestors(node: Node) -> set[int]:
+    todo, seen = list(node.before), set()
+    while todo:
+        n = todo.pop()
+        if id(n) not in seen:
+            seen.add(id(n))
+            todo.extend(n.before)
+    return seen
+
+
+def _execute(atom: Atom, kwargs: dict[str, Any]) -> Any:
+    atom.pre_execute()
+    result = atom.execute(**kwargs)
+    atom.post_execute()
+    return result
+
+
+def _execute_retry(atom: Retry, history: History, kwargs: dict[str, Any]) -> Any:
+    atom.pre_execute()
+    result = atom.execute(history, **kwargs)
+    atom.post_execute()
+    return result
+
+
+def _revert(
+    atom: Atom, kwargs: dict[str, Any], result: Any, flow_failures: dict[str, Failure]
+) -> Any:
+    atom.pre_revert()
+    outcome = atom.revert(**kwargs, result=result, flow_failures=flow_failures)
+    atom.post_revert()
+    return outcome
+
+
+def _revert_retry(atom: Retry, history: History, kwargs: dict[str, Any]) -> Any:
+    atom.pre_revert()
+    outcome = atom.revert(history, **kwargs)
+    atom.post_revert()
+    return outcome
