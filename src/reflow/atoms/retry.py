@@ -105,6 +105,45 @@ class Retry(Atom):
     def on_failure(self, history: History, *args: Any, **kwargs: Any) -> Decision:
         raise NotImplementedError(f"retry controller {self.name} defines no on_failure()")
 
+    def new_scope(self) -> FlowScope:
+        """This controller deciding for one run of a `@flow(retry=...)`."""
+        return FlowScope(self)
+
+
+class FlowScope:
+    """A retry controller at work on one run of a decorated flow: it keeps that run's history,
+    gives each try its value and turns failures into a decision (the flow layer asks)."""
+
+    def __init__(self, controller: Retry) -> None:
+        self.controller = controller
+        self.history = History()
+
+    def begin(self, parameters: Mapping[str, Any]) -> Any:
+        """The value of the next try (the controller's `execute`)."""
+        kwargs = self.controller.arguments(parameters)
+        value = self.controller.execute(self.history, **kwargs)
+        self.history._begin(value)
+        return value
+
+    def decide(
+        self,
+        error: BaseException,
+        failures: Mapping[str, BaseException | None],
+        parameters: Mapping[str, Any],
+    ) -> str:
+        """RETRY, REVERT or REVERT_ALL, from the failures of this try."""
+        recorded = {name: exc for name, exc in failures.items() if exc is not None}
+        for name, exc in (recorded or {"flow": error}).items():
+            self.history._record(name, Failure(exc))
+        kwargs = self.controller.arguments(parameters)
+        decision = self.controller.on_failure(self.history, **kwargs)
+        if not isinstance(decision, Decision):
+            raise TypeError(
+                f"retry controller {self.controller.name}: on_failure() must return a Decision "
+                f"(RETRY, REVERT or REVERT_ALL), got {decision!r}"
+            )
+        return decision.value
+
 
 class _Exhaustible(Retry):
     def __init__(self, revert_all: bool, **options: Any) -> None:

@@ -23,11 +23,12 @@ from reflow.flow.engine import Engine
 from reflow.flow.errors import FlowPaused, ParameterError
 from reflow.flow.parameters import Parameters
 from reflow.flow.run import FlowRun
-from reflow.retry import AttemptState, AttemptTimeout, retry
+from reflow.retry import AttemptState, AttemptTimeout
 from reflow.retry.conditions import AttemptsExhausted, ExceptionMatches
 from reflow.retry.durations import to_seconds
 from reflow.retry.hooks import run_awaitable
 from reflow.retry.retriable import mark_coroutine_function
+from reflow.retry.retriable import retry as retriable_of
 from reflow.retry.timeouts import Interrupt
 from reflow.states import State, new_state
 from reflow.task import context
@@ -65,6 +66,8 @@ def _not_retryable(exc: BaseException) -> bool:
     that failed with `Fail` or a call that cannot work (bad arguments, unserialisable)."""
     if isinstance(exc, _AttemptFailed):
         exc = exc.state.exception or exc
+    if getattr(exc, REVERT_ALL, False):
+        return True  # a subflow's controller said REVERT_ALL: nothing around it retries
     return isinstance(exc, Fail | ParameterError) or is_bad_call(exc)
 
 
@@ -89,6 +92,7 @@ class Flow(Generic[P, R]):
         on_failure: FlowHook | Iterable[FlowHook] | None = None,
         on_cancellation: FlowHook | Iterable[FlowHook] | None = None,
         on_crashed: FlowHook | Iterable[FlowHook] | None = None,
+        retry: Any = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@flow decorates a function, got {fn!r}")
@@ -121,6 +125,7 @@ class Flow(Generic[P, R]):
         }
         self.is_async = inspect.iscoroutinefunction(fn)
         self._parameters = Parameters(fn, self.name)
+        self.retry = _check_controller(retry, retries, self)
         self._takes_return_state = "return_state" in self._parameters.signature.parameters
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__qualname__ = getattr(fn, "__qualname__", self.name)
@@ -128,8 +133,11 @@ class Flow(Generic[P, R]):
         self.__module__ = getattr(fn, "__module__", __name__)
         self.__wrapped__ = fn
         attempt = self._attempt_async if self.is_async else self._attempt
-        self._retriable = retry(
-            until=AttemptsExhausted(1 + retries) | ExceptionMatches(_not_retryable),
+        until: Any = AttemptsExhausted(1 + retries) | ExceptionMatches(_not_retryable)
+        if self.retry is not None:
+            until = self._controller_stops  # the controller decides, after the scope's reverts
+        self._retriable = retriable_of(
+            until=until,
             wait=delay_wait(retry_delay_seconds, retries),
             timeout=self.timeout_seconds,
             before_attempt=self._before_attempt,
@@ -168,6 +176,7 @@ class Flow(Generic[P, R]):
             "executor": self.executor,
             "reference_tasks": self.reference_tasks,
             "validate_parameters": self.validate_parameters,
+            "retry": self.retry,
             **self.hooks,
         }
         unknown = set(overrides) - set(current)
@@ -242,9 +251,12 @@ class Flow(Generic[P, R]):
         else:
             flow_run = FlowRun(self)
         self._transition(flow_run, new_state("Pending"))
+        provides = _provided_name(self.retry)
+        if provides is not None:
+            kwargs = {**kwargs, provides: None}  # a stand-in: each attempt gets the value
         try:
             if self.validate_parameters:
-                bound = self._parameters.bind(args, kwargs)
+                bound = self._parameters.bind(args, kwargs, skip=provides)
             else:
                 bound = self._parameters.signature.bind(*args, **kwargs)
                 bound.apply_defaults()
@@ -252,6 +264,7 @@ class Flow(Generic[P, R]):
             error = exc if isinstance(exc, ParameterError) else ParameterError(str(exc))
             self._finish(flow_run, new_state("Failed", exception=error, message=str(error)))
             return flow_run, False
+        flow_run.bound = bound
         flow_run.parameters = dict(bound.arguments)
         flow_run.call = (bound.args, bound.kwargs)
         return flow_run, True
@@ -287,15 +300,19 @@ class Flow(Generic[P, R]):
             return self._failed_attempts(engine, exc)
 
     def _failed_attempts(self, engine: Engine, exc: Exception) -> State[Any]:
-        """The final state when the last attempt raised."""
+        """The final state when the last attempt raised (its completed runs reverted first)."""
         engine.abandon("the flow's last attempt ended")
+        if self.retry is None:  # with a controller, its scope was reverted before it decided
+            engine.revert_completed()
         if isinstance(exc, _AttemptFailed):
-            return exc.state
-        if isinstance(exc, AttemptTimeout):
-            return new_state("TimedOut", exception=exc, message=str(exc))
-        if engine.cancelled:
+            state = exc.state
+        elif isinstance(exc, AttemptTimeout):
+            state = new_state("TimedOut", exception=exc, message=str(exc))
+        elif engine.cancelled:
             return new_state("Cancelled", message="the flow run was cancelled")
-        return new_state("Failed", exception=exc, message=f"{type(exc).__name__}: {exc}")
+        else:
+            state = new_state("Failed", exception=exc, message=f"{type(exc).__name__}: {exc}")
+        return _with_revert_errors(state, engine.flow_run)
 
     def _attempt(self, flow_run: FlowRun, engine: Engine) -> State[Any]:
         args, kwargs = flow_run.call
@@ -345,8 +362,40 @@ class Flow(Generic[P, R]):
         engine: Engine = st.args[1]
         flow_run.attempts += 1
         engine.begin_attempt()
+        if self.retry is not None:
+            self._begin_try(flow_run)
         name = "Running" if st.attempt == 1 else "Retrying"
         self._transition(flow_run, new_state(name, attempt=st.attempt))
+
+    def _begin_try(self, flow_run: FlowRun) -> None:
+        """Ask the retry controller for this try's value; hand it to the flow function."""
+        if flow_run.scope is None:
+            flow_run.scope = self.retry.new_scope()
+        value = flow_run.scope.begin(flow_run.parameters)
+        name = _provided_name(self.retry)
+        if name is not None and flow_run.bound is not None:
+            flow_run.bound.arguments[name] = value
+            flow_run.parameters[name] = value
+            flow_run.call = (flow_run.bound.args, flow_run.bound.kwargs)
+
+    def _controller_stops(self, st: AttemptState) -> bool:
+        """The stop condition of a flow with a retry controller: revert the attempt's completed
+        runs (newest first), then retry only if the controller says RETRY."""
+        flow_run: FlowRun = st.args[0]
+        engine: Engine = st.args[1]
+        error = st.exception
+        if error is None:
+            return True
+        if isinstance(error, _AttemptFailed) and error.state.exception is not None:
+            error = error.state.exception
+        engine.revert_completed()
+        if _not_retryable(error) or getattr(error, REVERT_ALL, False) or flow_run.scope is None:
+            return True
+        failures = {r.key or r.task_name: r.state.exception for r in engine.failed_runs()}
+        decision: str = flow_run.scope.decide(error, failures, flow_run.parameters)
+        if decision == "REVERT_ALL" and isinstance(error, BaseException):
+            setattr(error, REVERT_ALL, True)  # enclosing flows fail without asking theirs
+        return decision != "RETRY"
 
     def _before_wait(self, st: AttemptState) -> None:
         flow_run: FlowRun = st.args[0]
@@ -445,6 +494,54 @@ class _AsyncFlow(Flow[P, R]):
         self._finish(flow_run, state)
 
 
+REVERT_ALL = "_reflow_revert_all"
+
+
+def _check_controller(value: Any, retries: int, flow: Flow[..., Any]) -> Any:
+    """A retry controller from reflow.atoms (anything with `new_scope()`), or None."""
+    if value is None:
+        return None
+    if not callable(getattr(value, "new_scope", None)):
+        raise TypeError(
+            f"{flow._label}: retry= takes a retry controller from reflow.atoms (Times(3), "
+            f"ForEach([...], provides=...), ...), got {value!r}; for a number of retries use "
+            "retries="
+        )
+    if retries:
+        raise ValueError(
+            f"{flow._label}: give retries= or a retry= controller, not both (the controller "
+            "decides how many times the flow runs)"
+        )
+    name = _provided_name(value)
+    takes = flow._parameters.signature.parameters
+    if name is not None and flow.fn is not _options_only and name not in takes:
+        raise TypeError(
+            f"{flow._label}: its retry controller provides {name!r} for each try, but the flow "
+            f"function has no parameter {name!r} to receive it"
+        )
+    return value
+
+
+def _provided_name(controller: Any) -> str | None:
+    """The one name a controller provides its value under, if any."""
+    provides = getattr(controller, "provides", None) or {}
+    names = list(provides)
+    return names[0] if len(names) == 1 else None
+
+
+def _with_revert_errors(state: State[Any], flow_run: FlowRun) -> State[Any]:
+    """The final state, its exception grouped with the errors of reverts that failed."""
+    errors = flow_run.revert_errors
+    if not errors or not state.is_failed():
+        return state
+    first = state.exception or RuntimeError(state.message)
+    group = ExceptionGroup(
+        f"flow {flow_run.name} failed, and {len(errors)} revert(s) failed too",
+        [e for e in (first, *errors) if isinstance(e, Exception)],
+    )
+    return new_state(state.name, exception=group, message=f"{state.message}; reverts failed")
+
+
 def _check_references(
     value: Iterable[Task[..., Any] | str] | None, label: str
 ) -> frozenset[Any] | None:
@@ -489,6 +586,7 @@ def flow(
     on_failure: FlowHook | Iterable[FlowHook] | None = None,
     on_cancellation: FlowHook | Iterable[FlowHook] | None = None,
     on_crashed: FlowHook | Iterable[FlowHook] | None = None,
+    retry: Any = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -497,8 +595,8 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
 
     Options: `name`, `description`, `version`, `retries`, `retry_delay_seconds`,
     `timeout_seconds`, `executor` (default: a `ThreadExecutor` per run), `reference_tasks`,
-    `validate_parameters`, and the hooks `on_completion`, `on_failure`, `on_cancellation`,
-    `on_crashed`.
+    `validate_parameters`, the hooks `on_completion`, `on_failure`, `on_cancellation`,
+    `on_crashed`, and `retry` (a retry controller from reflow.atoms, instead of `retries`).
     """
     if fn is not None:
         return _make(fn, options)

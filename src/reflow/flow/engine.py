@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import itertools
 import threading
 from collections import deque
@@ -25,6 +26,7 @@ from reflow.flow.errors import TriggerFailedError
 from reflow.flow.run import FlowRun
 from reflow.flow.runlog import RemoteCall, RemoteIds
 from reflow.flow.triggers import all_successful
+from reflow.retry.hooks import run_awaitable
 from reflow.states import Completed, State, StateError, new_state
 from reflow.task import context, limits
 from reflow.task.decorator import Task
@@ -545,6 +547,50 @@ class Engine:
 
     # -- the end of an attempt ---------------------------------------------------------------
 
+    # -- compensation ------------------------------------------------------------------------
+
+    def failed_runs(self) -> list[TaskRun]:
+        """The attempt's task runs that ended failed."""
+        return [f.run for f in self.futures if f.run.state.is_failed()]
+
+    def revert_completed(self) -> None:
+        """Undo the attempt's work: call the `revert` of every task run that completed in it
+        (subflows' included), newest completion first. A revert that raises is kept in
+        `flow_run.revert_errors`, and the runs upstream of it are not reverted."""
+        runs = [r for r in self._completed_runs() if r.task.revert_fn is not None]
+        runs.sort(key=lambda r: r.state.timestamp, reverse=True)
+        spared: set[str] = set()
+        by_id = {r.id: r for r in self._completed_runs()}
+        for run in runs:
+            if run.id in spared:
+                continue
+            task, result = run.task, run.state.data
+            task._transition(run, new_state("Reverting"))
+            try:
+                outcome = task.revert_fn(result, *run.args, **run.kwargs)  # type: ignore[misc]
+                if inspect.isawaitable(outcome):
+                    run_awaitable(outcome)
+            except Exception as exc:
+                exc.add_note(f"reflow: raised by the revert of task run {run.key}")
+                self.flow_run.revert_errors.append(exc)
+                task._transition(
+                    run, new_state("Failed", exception=exc, message=f"revert failed: {exc!r}")
+                )
+                spared |= _upstream_of(run, by_id)
+                continue
+            task._transition(run, new_state("Reverted", message="reverted: its flow failed"))
+
+    def _completed_runs(self) -> list[TaskRun]:
+        """The attempt's completed task runs, and those of the subflows it completed."""
+        found = [f.run for f in self.futures if f.run.state.name == "Completed"]
+        subflows = self.flow_run.subflows_by_key
+        todo = [subflows[k] for k in dict.fromkeys(self.subflow_keys) if k in subflows]
+        while todo:
+            sub = todo.pop()
+            found += [r for r in sub.task_runs if r.state.name == "Completed"]
+            todo += list(sub.subflow_runs)
+        return found
+
     def wait_settled(self) -> None:
         """Wait until every future of this attempt has settled (slices keep it interruptible)."""
         for future in list(self.futures):
@@ -645,6 +691,17 @@ async def _settled(future: Future[Any]) -> None:
 
     future.add_done_callback(wake)
     await waiter
+
+
+def _upstream_of(run: TaskRun, by_id: dict[str, TaskRun]) -> set[str]:
+    todo, seen = list(run.upstream), set()
+    while todo:
+        up = todo.pop()
+        if up not in seen:
+            seen.add(up)
+            if up in by_id:
+                todo.extend(by_id[up].upstream)
+    return seen
 
 
 def _set_done(waiter: asyncio.Future[None]) -> None:

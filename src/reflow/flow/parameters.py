@@ -23,8 +23,12 @@ class Parameters:
         self.signature = inspect.signature(fn)
         self._adapters: dict[str, Any] | None = None
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
-        """The call's arguments by name, validated and coerced; ParameterError otherwise."""
+    def bind(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], skip: str | None = None
+    ) -> inspect.BoundArguments:
+        """The call's arguments by name, validated and coerced; ParameterError otherwise.
+
+        `skip` names a parameter not to validate (a retry controller gives it later)."""
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -32,7 +36,7 @@ class Parameters:
         adapters = self._adapters if self._adapters is not None else self._build()
         for name, value in bound.arguments.items():
             adapter = adapters.get(name)
-            if adapter is None:
+            if adapter is None or name == skip:
                 continue
             kind = self.signature.parameters[name].kind
             if kind is inspect.Parameter.VAR_POSITIONAL:

@@ -40,6 +40,10 @@ class FlowRun:
         self.superseded: list[TaskRun] = []
         """Task runs replaced by a later run of the same call (a flow retry or a resume)."""
         self.cancel_requested = False
+        self.bound: Any = None  # the bound call (inspect.BoundArguments)
+        self.scope: Any = None  # the retry controller's scope, for a flow with retry=
+        self.revert_errors: list[BaseException] = []
+        """Errors raised by the reverts of completed task runs when the run failed."""
 
     @property
     def state(self) -> State[Any]:
