@@ -203,6 +203,12 @@ class Atom:
         if self._progress is not None:
             self._progress(self, progress, details)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the engine's progress callback (it stays in the flow's process)."""
+        state = dict(self.__dict__)
+        state["_progress"] = None
+        return state
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
