@@ -13,6 +13,8 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from reflow.atoms.failure import Failure
+
 _SKIP = frozenset({"self", "cls"})
 
 
@@ -80,6 +82,8 @@ class Atom:
         version: str | tuple[int, ...] = "1.0",
         priority: int | None = None,
     ) -> None:
+        self.named = name is not None
+        """Whether the name was given (a controller's default name is its flow's)."""
         self.name: str = name if name is not None else self._default_name()
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"an atom's name is a non-empty str, got {self.name!r}")
@@ -325,12 +329,15 @@ def as_atom(item: Any) -> Atom:
         flow_task = item
         revert = flow_task.revert_fn
 
+        signature = inspect.signature(flow_task.fn)
+
         def undo(**kwargs: Any) -> Any:
-            if revert is None:
-                return None
             result = kwargs.pop("result", None)
             kwargs.pop("flow_failures", None)
-            return revert(result, **kwargs)
+            if revert is None or isinstance(result, Failure):
+                return None  # the task failed: it has nothing to undo
+            bound = signature.bind(**kwargs)  # as the task's revert expects: positionally
+            return revert(result, *bound.args, **bound.kwargs)
 
         # the task object's signature is its function's (it sets __wrapped__)
         return FunctorTask(flow_task, name=flow_task.name, revert=undo, provides=flow_task.name)

@@ -53,7 +53,7 @@ class Node:
 @dataclass
 class Compiled:
     nodes: list[Node]
-    providers: dict[str, Node]
+    providers: dict[str, list[Node]]
 
 
 def compile_flow(flow: Pattern | Atom, store: Mapping[str, Any]) -> Compiled:
@@ -80,6 +80,8 @@ def compile_flow(flow: Pattern | Atom, store: Mapping[str, Any]) -> Compiled:
             node = new(item, scopes)
             return [node], [node]
         if item.retry is not None:
+            if not item.retry.named:
+                item.retry.name = f"{item.name}_retry"  # TaskFlow's name for it
             head = new(item.retry, scopes)
             scopes = (*scopes, head)
         parts = [build(child, scopes) for child in item.items]
@@ -124,12 +126,12 @@ def _connect(before: Iterable[Node], after: Iterable[Node]) -> None:
                 a.before.add(b)
 
 
-def _providers(nodes: list[Node]) -> dict[str, Node]:
+def _providers(nodes: list[Node]) -> dict[str, list[Node]]:
+    """Every name's providers; several for one name must run one after the other."""
     by_name: dict[str, list[Node]] = {}
     for node in nodes:
         for name in node.atom.provides:
             by_name.setdefault(name, []).append(node)
-    providers = {}
     for name, found in by_name.items():
         if len(found) > 1 and not _ordered(found):
             raise FlowError(
@@ -137,8 +139,7 @@ def _providers(nodes: list[Node]) -> dict[str, Node]:
                 "any order: which one a consumer gets would be a race. Rename one of them "
                 "(provides=...), or order them"
             )
-        providers[name] = max(found, key=lambda n: n.index)
-    return providers
+    return by_name
 
 
 def _ordered(nodes: list[Node]) -> bool:
@@ -159,18 +160,30 @@ def _reaches(start: Node, goal: Node) -> bool:
     return False
 
 
-def _data_edges(nodes: list[Node], providers: dict[str, Node], store: Mapping[str, Any]) -> None:
-    """An atom runs after the provider of each of its requirements; a requirement nobody
-    provides must be in the initial store."""
+def _data_edges(
+    nodes: list[Node], providers: dict[str, list[Node]], store: Mapping[str, Any]
+) -> None:
+    """An atom runs after the provider of each of its requirements, and gets the value of the
+    nearest one before it (TaskFlow's rule when a name is provided more than once); with none
+    before it, the initial store's. A requirement nobody provides must be in the store."""
     missing: list[str] = []
     for node in nodes:
         for name in sorted(node.atom.requires):  # optional ones: taken if there, no edge
-            provider = providers.get(name)
-            if provider is None or provider is node:
+            found = [p for p in providers.get(name, ()) if p is not node]
+            if not found:
                 if name not in store:
                     missing.append(f"{node.name} requires {name!r}")
                 continue
-            _connect([provider], [node])
+            if len(found) == 1 and name not in store:
+                _connect(found, [node])  # the common case: no search
+                continue
+            if any(_reaches(p, node) for p in found) or name in store:
+                continue  # ordered already: it reads the latest value provided before it
+            raise FlowError(
+                f"{node.name} requires {name!r}, which only "
+                f"{', '.join(p.name for p in found)} provide, and they may run after it: order "
+                "them before it, or give the name in the store"
+            )
     if missing:
         raise FlowError(
             "requirements nobody provides and the store does not hold: "

@@ -80,6 +80,8 @@ class _Engine:
         self.unresolved: list[tuple[Node, Failure]] = []
         self.errors: list[BaseException] = []
         self.failed = False
+        self.run_ids: dict[Node, str] = {}
+        """Each node's current execution: new when it becomes Pending (again, after a retry)."""
         for node in nodes:
             node.atom._progress = self._progress
             self._set(node, "Pending")
@@ -129,7 +131,7 @@ class _Engine:
                 self._record_failure(node, exc)
                 return
             self.arguments[node] = kwargs
-            atom.run_id = new_id()
+            atom.run_id = self.run_ids[node]
             self._set(node, "Running")
             if node.is_retry:
                 future = self.executor.submit(_execute_retry, atom, self.histories[node], kwargs)
@@ -174,22 +176,38 @@ class _Engine:
     def _resolve(self) -> None:
         """Every failure since the last decision, handled by its nearest controller."""
         unresolved, self.unresolved = self.unresolved, []
-        decided: set[int] = set()
+        try:
+            self._decide_all(unresolved)
+        finally:
+            if self.failed:  # every failure of the round is reported, not only the first
+                for _, failure in unresolved:
+                    exc = failure.exception
+                    if exc is not None and all(exc is not e for e in self.errors):
+                        self.errors.append(exc)
+
+    def _decide_all(self, unresolved: list[tuple[Node, Failure]]) -> None:
+        """Group the failures by nearest controller; each controller sees all of its scope's
+        failures in its history, then decides once."""
+        groups: dict[int, tuple[Node | None, list[tuple[Node, Failure]]]] = {}
         for node, failure in unresolved:
             scope = node.controller
+            groups.setdefault(id(scope), (scope, []))[1].append((node, failure))
+        for scope, items in groups.values():
+            failure = items[0][1]
             while not self.failed:
                 if scope is None:  # no controller (left): revert everything
                     self._revert(self.nodes)
                     self._fail(failure)
                     break
                 history = self.histories[scope]
-                history._record(node.name, failure)
-                if id(scope) in decided:
-                    break  # this scope's fate is decided this round
-                decided.add(id(scope))
+                for node, each in items:
+                    history._record(node.name, each)
                 decision = self._decide(scope, history)
                 if decision is Decision.RETRY:
-                    self._retry(scope)
+                    if self._revert(scope.members):
+                        self._retry(scope)
+                    else:  # a revert failed: the scope cannot be run again on top of it
+                        self._fail(failure)
                     break
                 if decision is Decision.REVERT_ALL:
                     self._revert(self.nodes)
@@ -228,8 +246,9 @@ class _Engine:
             self.errors.insert(0, failure.exception)
 
     def _retry(self, scope: Node) -> None:
-        """Revert the scope's atoms, then run it again from its controller."""
-        self._revert(scope.members)
+        """Run a reverted scope again from its controller."""
+        for node in scope.members:
+            self.failures.pop(node.name, None)  # this try is over: flow_failures forget it
         self._set(scope, "Retrying", message=f"try {len(self.histories[scope]) + 1}")
         for node in (scope, *scope.members):
             self.results.pop(node, None)
@@ -238,7 +257,12 @@ class _Engine:
             if node is not scope:
                 self._set(node, "Pending")
         reset = {id(n) for n in (scope, *scope.members)}
+        # recount what each reset node, and each node after one, still waits for
+        touched = {id(n): n for n in (scope, *scope.members)}
         for node in (scope, *scope.members):
+            for nxt in node.after:
+                touched.setdefault(id(nxt), nxt)
+        for node in touched.values():
             self.waiting[node] = sum(
                 1 for b in node.before if id(b) in reset or self.states[b].name != "Completed"
             )
@@ -248,11 +272,12 @@ class _Engine:
         if self.waiting[scope] == 0:
             self._push(scope)
 
-    def _revert(self, nodes: list[Node]) -> None:
+    def _revert(self, nodes: list[Node]) -> bool:
         """Revert the nodes that ran, newest completion first; a failed revert stops the
         reverts of the atoms before it (its branch) and is reported."""
         chosen = {id(n) for n in nodes}
         spared: set[int] = set()
+        ok = True
         for node in reversed(list(self.completed)):
             if id(node) not in chosen or self.states[node].name not in _RAN:
                 continue
@@ -266,11 +291,15 @@ class _Engine:
                 self.errors.append(exc)
                 self._set(node, "Failed", exception=exc, message=f"revert failed: {exc!r}")
                 spared |= _ancestors(node)
+                ok = False
                 continue
             self.completed.remove(node)
             for name in node.atom.provides:
                 self.store.pop(name, None)
+            if node.is_retry:
+                self.histories[node] = History()  # a reverted controller starts afresh
             self._set(node, "Reverted")
+        return ok
 
     def _call_revert(self, node: Node) -> None:
         kwargs = self.arguments.get(node, {})
@@ -292,10 +321,12 @@ class _Engine:
         exception: BaseException | None = None,
     ) -> None:
         state = new_state(name, message=message, data=data, exception=exception)
+        if name == "Pending":
+            self.run_ids[node] = new_id()
         previous = self.states.get(node)
         self.states[node] = state
         if events.subscribers:
-            run_id = node.atom.run_id or node.name
+            run_id = self.run_ids[node]
             events.publish(events.StateChange("atom", run_id, node.name, state, previous, self.id))
 
     def _progress(self, atom: Atom, progress: float, details: Mapping[str, Any] | None) -> None:
@@ -320,29 +351,33 @@ def _ancestors(node: Node) -> set[int]:
 
 def _execute(atom: Atom, kwargs: dict[str, Any]) -> Any:
     atom.pre_execute()
-    result = atom.execute(**kwargs)
-    atom.post_execute()
-    return result
+    try:
+        return atom.execute(**kwargs)
+    finally:
+        atom.post_execute()  # as TaskFlow: after execute, whatever its outcome
 
 
 def _execute_retry(atom: Retry, history: History, kwargs: dict[str, Any]) -> Any:
     atom.pre_execute()
-    result = atom.execute(history, **kwargs)
-    atom.post_execute()
-    return result
+    try:
+        return atom.execute(history, **kwargs)
+    finally:
+        atom.post_execute()
 
 
 def _revert(
     atom: Atom, kwargs: dict[str, Any], result: Any, flow_failures: dict[str, Failure]
 ) -> Any:
     atom.pre_revert()
-    outcome = atom.revert(**kwargs, result=result, flow_failures=flow_failures)
-    atom.post_revert()
-    return outcome
+    try:
+        return atom.revert(**kwargs, result=result, flow_failures=flow_failures)
+    finally:
+        atom.post_revert()
 
 
 def _revert_retry(atom: Retry, history: History, kwargs: dict[str, Any]) -> Any:
     atom.pre_revert()
-    outcome = atom.revert(history, **kwargs)
-    atom.post_revert()
-    return outcome
+    try:
+        return atom.revert(history, **kwargs)
+    finally:
+        atom.post_revert()

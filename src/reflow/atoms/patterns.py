@@ -31,11 +31,15 @@ class Pattern:
         self.name = name
         self.retry = retry
         self.items: list[Atom | Pattern] = []
+        self._added: dict[int, Atom | Pattern] = {}  # what was added -> what it became
 
     def add(self, *items: Any) -> Pattern:
         """Add atoms, `@reflow.task` tasks or patterns; returns the pattern, for chaining."""
         for item in items:
-            self.items.append(item if isinstance(item, Pattern) else as_atom(item))
+            made = item if isinstance(item, Pattern) else as_atom(item)
+            self.items.append(made)
+            self._added[id(item)] = made
+            self._added[id(made)] = made
         return self
 
     def __iter__(self) -> Iterator[Atom | Pattern]:
@@ -74,11 +78,14 @@ class GraphFlow(Pattern):
 
     def link(self, before: Any, after: Any) -> GraphFlow:
         """Make `after` run once `before` has (both already added to this flow)."""
+        pair = []
         for item in (before, after):
-            if not any(item is added for added in self.items):
+            made = self._added.get(id(item))
+            if made is None:
                 raise ValueError(
                     f"flow {self.name}: link() takes items added to it; "
                     f"{getattr(item, 'name', item)!r} is not one of them"
                 )
-        self.links.append((before, after))
+            pair.append(made)
+        self.links.append((pair[0], pair[1]))
         return self
