@@ -8,6 +8,7 @@ other store names, `inject` gives some of them fixed values. `Task` is the atom 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +21,22 @@ _SKIP = frozenset({"self", "cls"})
 
 def _signature_names(fn: Callable[..., Any]) -> tuple[list[str], list[str], bool]:
     """(required parameter names, optional ones, whether it takes **kwargs)."""
+    target = getattr(fn, "__func__", fn)  # a bound method: its function, shared by instances
+    try:
+        return _SIGNATURES[target]
+    except (KeyError, TypeError):
+        pass
+    found = _read_signature(fn)
+    with contextlib.suppress(TypeError):  # an unhashable callable is not cached
+        _SIGNATURES[target] = found
+    return found
+
+
+_SIGNATURES: dict[Any, tuple[list[str], list[str], bool]] = {}
+"""Signatures read so far: 1,000 atoms of one class read theirs once."""
+
+
+def _read_signature(fn: Callable[..., Any]) -> tuple[list[str], list[str], bool]:
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
