@@ -460,3 +460,12 @@ def test_progress_outside_a_run_goes_nowhere(seen: list[Any]) -> None:
     Reporting(name="alone").execute()
 
     assert seen == []
+
+
+def test_failure_check_takes_bare_names_of_builtin_exceptions() -> None:
+    failure = Failure(KeyError("x"))
+
+    assert failure.check("KeyError") == "KeyError"
+    assert failure.check("LookupError") == "LookupError"
+    assert failure.check("mymodule.KeyError") is None
+    assert failure.check("ValueError", "Exception") == "Exception"

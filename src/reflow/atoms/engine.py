@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import heapq
+import queue
 from collections.abc import Mapping
 from typing import Any
 
@@ -77,6 +78,7 @@ class _Engine:
         self.waiting: dict[Node, int] = {n: len(n.before) for n in nodes}
         self.ready: list[tuple[int, int, Node]] = []
         self.running: dict[concurrent.futures.Future[Any], Node] = {}
+        self.finished: queue.SimpleQueue[concurrent.futures.Future[Any]] = queue.SimpleQueue()
         self.unresolved: list[tuple[Node, Failure]] = []
         self.errors: list[BaseException] = []
         self.failed = False
@@ -101,11 +103,9 @@ class _Engine:
                         self._resolve()
                         continue
                     break
-                done = {f for f in self.running if f.done()}
-                if not done:
-                    done, _ = concurrent.futures.wait(
-                        self.running, return_when=concurrent.futures.FIRST_COMPLETED
-                    )
+                done = [self.finished.get()]  # one completion wakes the loop: no scan of all
+                while not self.finished.empty():
+                    done.append(self.finished.get_nowait())
                 for future in sorted(done, key=lambda f: self.running[f].index):
                     self._finished(self.running.pop(future), future)
         finally:
@@ -138,6 +138,7 @@ class _Engine:
             else:
                 future = self.executor.submit(_execute, atom, kwargs)
             self.running[future] = node
+            future.add_done_callback(self.finished.put)
 
     def _finished(self, node: Node, future: concurrent.futures.Future[Any]) -> None:
         exc = future.exception()

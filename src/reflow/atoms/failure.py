@@ -37,10 +37,11 @@ class Failure:
         return self.type_names[0]
 
     def check(self, *types: type[BaseException] | str) -> type[BaseException] | str | None:
-        """The first of `types` (classes or dotted names) that the exception is an instance of."""
+        """The first of `types` that the exception is an instance of: classes, dotted names
+        (`"mymodule.QuotaError"`), or bare names of built-in exceptions (`"ValueError"`)."""
         for kind in types:
             name = kind if isinstance(kind, str) else f"{kind.__module__}.{kind.__qualname__}"
-            if name in self.type_names:
+            if name in self.type_names or f"builtins.{name}" in self.type_names:
                 return kind
         return None
 
