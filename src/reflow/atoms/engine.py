@@ -79,6 +79,7 @@ class _Engine:
         self.ready: list[tuple[int, int, Node]] = []
         self.running: dict[concurrent.futures.Future[Any], Node] = {}
         self.finished: queue.SimpleQueue[concurrent.futures.Future[Any]] = queue.SimpleQueue()
+        self.inline = type(executor) is InlineExecutor
         self.unresolved: list[tuple[Node, Failure]] = []
         self.errors: list[BaseException] = []
         self.failed = False
@@ -102,6 +103,8 @@ class _Engine:
                     if self.unresolved:
                         self._resolve()
                         continue
+                    if self.ready and not self.failed:
+                        continue  # the serial engine: the next round of ready atoms
                     break
                 done = [self.finished.get()]  # one completion wakes the loop: no scan of all
                 while not self.finished.empty():
@@ -122,25 +125,30 @@ class _Engine:
         heapq.heappush(self.ready, (-node.atom.priority, node.index, node))
 
     def _start_ready(self) -> None:
-        while self.ready:
-            node = heapq.heappop(self.ready)[2]
+        """Start every atom ready now (those they make ready start on the next round)."""
+        batch = [heapq.heappop(self.ready)[2] for _ in range(len(self.ready))]
+        for node in batch:
             atom = node.atom
             try:
                 kwargs = atom.arguments(self.store)
             except KeyError as exc:
                 self._record_failure(node, exc)
-                return
+                continue
             self.arguments[node] = kwargs
             atom.run_id = self.run_ids[node]
             self._set(node, "Running")
             if node.is_retry:
-                future = self.executor.submit(_execute_retry, atom, self.histories[node], kwargs)
+                call: tuple[Any, ...] = (_execute_retry, atom, self.histories[node], kwargs)
             else:
-                future = self.executor.submit(_execute, atom, kwargs)
+                call = (_execute, atom, kwargs)
+            if self.inline:  # the serial engine: run it here, no future to hand over
+                self._finished(node, _Outcome(call))
+                continue
+            future = self.executor.submit(*call)
             self.running[future] = node
             future.add_done_callback(self.finished.put)
 
-    def _finished(self, node: Node, future: concurrent.futures.Future[Any]) -> None:
+    def _finished(self, node: Node, future: concurrent.futures.Future[Any] | _Outcome) -> None:
         exc = future.exception()
         if exc is None:
             result = future.result()
@@ -338,6 +346,26 @@ class _Engine:
                     self.id,
                 )
             )  # fmt: skip
+
+
+class _Outcome:
+    """A call made on the spot, read like a done future."""
+
+    __slots__ = ("_error", "_value")
+
+    def __init__(self, call: tuple[Any, ...]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        try:
+            self._value = call[0](*call[1:])
+        except Exception as exc:
+            self._error = exc
+
+    def exception(self) -> BaseException | None:
+        return self._error
+
+    def result(self) -> Any:
+        return self._value
 
 
 def _ancestors(node: Node) -> set[int]:
