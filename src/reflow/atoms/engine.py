@@ -80,6 +80,7 @@ class _Engine:
         self.running: dict[concurrent.futures.Future[Any], Node] = {}
         self.finished: queue.SimpleQueue[concurrent.futures.Future[Any]] = queue.SimpleQueue()
         self.inline = type(executor) is InlineExecutor
+        self.remote = executor.ships_code
         self.unresolved: list[tuple[Node, Failure]] = []
         self.errors: list[BaseException] = []
         self.failed = False
@@ -127,6 +128,9 @@ class _Engine:
     def _start_ready(self) -> None:
         """Start every atom ready now (those they make ready start on the next round)."""
         batch = [heapq.heappop(self.ready)[2] for _ in range(len(self.ready))]
+        # One atom and nothing running (a chain): a worker thread would add a hand-off and
+        # no overlap, so it runs here, as on the serial engine (never for a process pool).
+        here = self.inline or (len(batch) == 1 and not self.running and not self.remote)
         for node in batch:
             atom = node.atom
             try:
@@ -141,7 +145,7 @@ class _Engine:
                 call: tuple[Any, ...] = (_execute_retry, atom, self.histories[node], kwargs)
             else:
                 call = (_execute, atom, kwargs)
-            if self.inline:  # the serial engine: run it here, no future to hand over
+            if here:  # no future to hand over
                 self._finished(node, _Outcome(call))
                 continue
             future = self.executor.submit(*call)
