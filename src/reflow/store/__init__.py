@@ -1,9 +1,15 @@
-"""The durability layer (in progress): how results are kept outside the process.
+"""The durability layer (in progress): where runs are kept outside the process.
 
-So far: `reflow.store.results`, which turns results into bytes (JSON when a value round-trips,
-else cloudpickle signed with HMAC-SHA256) and back, refusing any pickle it did not sign.
+So far: the `Store` protocol with `SQLiteStore` (embedded, WAL) and `PostgresStore` (psycopg 3)
+over one versioned schema; records of flow runs, task runs and state changes; and
+`reflow.store.results`, which turns results into bytes (JSON when a value round-trips, else
+cloudpickle signed with HMAC-SHA256) and back, refusing any pickle it did not sign. Flows do not
+write to a store yet.
 """
 
+from reflow.store.base import SQLStore, Store, StoreConflict, StoreError
+from reflow.store.postgres import PostgresStore
+from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
 from reflow.store.results import (
     Encoded,
     ResultCodec,
@@ -11,9 +17,19 @@ from reflow.store.results import (
     load_or_create_key,
     reflow_home,
 )
+from reflow.store.sqlite import SQLiteStore
 
 __all__ = [
     "Encoded",
+    "FlowRunRecord",
+    "PostgresStore",
+    "SQLStore",
+    "SQLiteStore",
+    "StateRecord",
+    "Store",
+    "StoreConflict",
+    "StoreError",
+    "TaskRunRecord",
     "ResultCodec",
     "UntrustedResultError",
     "load_or_create_key",

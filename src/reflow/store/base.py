@@ -1,0 +1,212 @@
+"""`Store`: what the durability layer asks of a database, and the SQL implementation both
+backends share (they differ in how they connect, lock and spell a few types)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, Protocol
+
+from reflow.store import sql
+from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
+from reflow.store.sql import StoreConflict, StoreError
+
+
+class Store(Protocol):
+    """A place flow runs, task runs and state changes are kept across processes."""
+
+    def write(
+        self,
+        flow_runs: Iterable[FlowRunRecord] = (),
+        task_runs: Iterable[TaskRunRecord] = (),
+        states: Iterable[StateRecord] = (),
+    ) -> None:
+        """Save the records in one transaction (runs are upserted by id, states appended)."""
+        ...
+
+    def flow_run(self, run_id: str) -> FlowRunRecord | None: ...
+
+    def flow_runs(
+        self, *, state_type: str | None = None, name: str | None = None, limit: int = 50
+    ) -> list[FlowRunRecord]:
+        """The newest runs first, optionally of one state type or flow name."""
+        ...
+
+    def flow_run_by_key(self, run_key: str) -> FlowRunRecord | None: ...
+
+    def task_runs(self, flow_run_id: str) -> list[TaskRunRecord]:
+        """A flow run's task runs, in the order they were created."""
+        ...
+
+    def completed_task_run(self, flow_run_id: str, key: str) -> TaskRunRecord | None:
+        """The call's run if it completed: what a resumed flow reuses instead of running."""
+        ...
+
+    def states(self, run_id: str) -> list[StateRecord]: ...
+
+    def close(self) -> None: ...
+
+
+class SQLStore:
+    """The queries, over a DB-API connection used by one thread at a time."""
+
+    placeholder = "?"
+    types: ClassVar[dict[str, str]] = {}
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._conn: Any = None
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Apply the migrations this database lacks, or refuse it."""
+        with self._transaction() as cur:
+            self._lock_schema(cur)
+            if not self._has_table(cur, "reflow_meta"):
+                self._check_empty(cur)
+                cur.execute("CREATE TABLE reflow_meta (key TEXT PRIMARY KEY, value TEXT)")
+                cur.execute(
+                    f"INSERT INTO reflow_meta (key, value) VALUES ('schema_version', "
+                    f"{self.placeholder})",
+                    ("0",),
+                )
+            cur.execute("SELECT value FROM reflow_meta WHERE key = 'schema_version'")
+            row = cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version > sql.SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self} holds reflow schema version {version}, newer than this reflow "
+                    f"knows ({sql.SCHEMA_VERSION}): upgrade reflow to use it"
+                )
+            for number in range(version, sql.SCHEMA_VERSION):
+                for statement in sql.statements(sql.MIGRATIONS[number], self.types):
+                    cur.execute(statement)
+                cur.execute(
+                    "UPDATE reflow_meta SET value = "
+                    f"{self.placeholder} WHERE key = 'schema_version'",
+                    (str(number + 1),),
+                )
+
+    def _lock_schema(self, cur: Any) -> None:
+        """Keep two processes from migrating at once (the backend says how)."""
+
+    def _has_table(self, cur: Any, name: str) -> bool:
+        raise NotImplementedError
+
+    def _check_empty(self, cur: Any) -> None:
+        """A database without reflow's table must hold nothing else reflow would overwrite."""
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                yield cur
+                self._conn.commit()
+            except BaseException as exc:
+                self._conn.rollback()
+                if any(c.__name__ == "IntegrityError" for c in type(exc).__mro__):
+                    raise StoreConflict(f"{self}: the write was refused: {exc}") from exc
+                raise
+            finally:
+                cur.close()
+
+    # -- the Store protocol -------------------------------------------------------------------
+
+    def write(
+        self,
+        flow_runs: Iterable[FlowRunRecord] = (),
+        task_runs: Iterable[TaskRunRecord] = (),
+        states: Iterable[StateRecord] = (),
+    ) -> None:
+        p = self.placeholder
+        flows = [sql.flow_row(r) for r in flow_runs]
+        tasks = [sql.task_row(r) for r in task_runs]
+        changes = [sql.state_row(r) for r in states]
+        with self._transaction() as cur:
+            if flows:
+                cur.executemany(sql.upsert_flow_run(p), flows)
+            if tasks:
+                cur.executemany(sql.upsert_task_run(p), tasks)
+            if changes:
+                cur.executemany(sql.insert_state(p), changes)
+
+    def _query(self, statement: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._transaction() as cur:
+            cur.execute(statement, args)
+            return list(cur.fetchall())
+
+    def flow_run(self, run_id: str) -> FlowRunRecord | None:
+        rows = self._query(
+            f"SELECT {sql.FLOW_COLUMNS} FROM reflow_flow_runs WHERE id = {self.placeholder}",
+            (run_id,),
+        )
+        return sql.flow_record(rows[0]) if rows else None
+
+    def flow_runs(
+        self, *, state_type: str | None = None, name: str | None = None, limit: int = 50
+    ) -> list[FlowRunRecord]:
+        p = self.placeholder
+        where, args = [], []
+        if state_type is not None:
+            where.append(f"state_type = {p}")
+            args.append(state_type)
+        if name is not None:
+            where.append(f"name = {p}")
+            args.append(name)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self._query(
+            f"SELECT {sql.FLOW_COLUMNS} FROM reflow_flow_runs {clause}"
+            f"ORDER BY created DESC, id LIMIT {p}",
+            (*args, int(limit)),
+        )
+        return [sql.flow_record(r) for r in rows]
+
+    def flow_run_by_key(self, run_key: str) -> FlowRunRecord | None:
+        rows = self._query(
+            f"SELECT {sql.FLOW_COLUMNS} FROM reflow_flow_runs WHERE run_key = {self.placeholder}",
+            (run_key,),
+        )
+        return sql.flow_record(rows[0]) if rows else None
+
+    def task_runs(self, flow_run_id: str) -> list[TaskRunRecord]:
+        rows = self._query(
+            f"SELECT {sql.TASK_COLUMNS} FROM reflow_task_runs "
+            f"WHERE flow_run_id = {self.placeholder} ORDER BY created, call_key",
+            (flow_run_id,),
+        )
+        return [sql.task_record(r) for r in rows]
+
+    def completed_task_run(self, flow_run_id: str, key: str) -> TaskRunRecord | None:
+        p = self.placeholder
+        rows = self._query(
+            f"SELECT {sql.TASK_COLUMNS} FROM reflow_task_runs WHERE flow_run_id = {p} "
+            f"AND call_key = {p} AND state_type = 'COMPLETED'",
+            (flow_run_id, key),
+        )
+        return sql.task_record(rows[0]) if rows else None
+
+    def states(self, run_id: str) -> list[StateRecord]:
+        rows = self._query(
+            "SELECT run_id, run_kind, name, type, timestamp, message, attempt FROM "
+            f"reflow_states WHERE run_id = {self.placeholder} ORDER BY seq",
+            (run_id,),
+        )
+        return [sql.state_record(r) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> SQLStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["SQLStore", "Store", "StoreConflict", "StoreError"]

@@ -1,0 +1,64 @@
+"""What a store keeps: plain records of flow runs, task runs and their state changes.
+
+They mirror the in-memory `FlowRun`, `TaskRun` and `State` objects with only data a database
+can hold: names and ids, JSON-able parameters, and results as `Encoded` bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reflow.store.results import Encoded
+
+
+@dataclass(slots=True)
+class FlowRunRecord:
+    """One flow run as stored."""
+
+    id: str
+    name: str
+    state: str
+    state_type: str
+    created: float
+    updated: float
+    version: str | None = None
+    parent_id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    run_key: str | None = None
+    """The caller's idempotency key (`run_key=`): at most one run per key."""
+    heartbeat: float | None = None
+    worker: str | None = None
+    result: Encoded | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class TaskRunRecord:
+    """One task run of a flow run as stored, found again by its call key on resume."""
+
+    id: str
+    flow_run_id: str
+    key: str
+    task_name: str
+    state: str
+    state_type: str
+    created: float
+    updated: float
+    upstream: list[str] = field(default_factory=list)
+    attempts: int = 0
+    result: Encoded | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """One state change of a run (flow, task or atom), in the order they happened."""
+
+    run_id: str
+    run_kind: str
+    name: str
+    type: str
+    timestamp: float
+    message: str = ""
+    attempt: int = 0

@@ -1,0 +1,178 @@
+"""The SQL both stores share: the schema, its migrations, and the queries.
+
+The schema is versioned in a `reflow_meta` table. Opening a store applies the migrations it
+lacks, in order, inside a transaction; they only ever add. A database with a newer version
+than this reflow knows, or one that is not a reflow database, is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
+from reflow.store.results import Encoded
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used: not a reflow database, too new a schema, unreachable."""
+
+
+class StoreConflict(StoreError):
+    """A write clashed with what is stored (a run key or call key already taken); nothing
+    of that write was kept."""
+
+
+SCHEMA_VERSION = 1
+
+# Each migration: a list of statements; `{blob}` and `{real}` are the dialect's types.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE reflow_flow_runs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version TEXT,
+            parent_id TEXT,
+            state TEXT NOT NULL,
+            state_type TEXT NOT NULL,
+            parameters TEXT NOT NULL,
+            run_key TEXT UNIQUE,
+            created {real} NOT NULL,
+            updated {real} NOT NULL,
+            heartbeat {real},
+            worker TEXT,
+            result_encoding TEXT,
+            result {blob},
+            error TEXT
+        )""",
+        "CREATE INDEX reflow_flow_runs_state ON reflow_flow_runs (state_type, name)",
+        """CREATE TABLE reflow_task_runs (
+            id TEXT PRIMARY KEY,
+            flow_run_id TEXT NOT NULL,
+            call_key TEXT NOT NULL,
+            task_name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            state_type TEXT NOT NULL,
+            upstream TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            created {real} NOT NULL,
+            updated {real} NOT NULL,
+            result_encoding TEXT,
+            result {blob},
+            error TEXT,
+            UNIQUE (flow_run_id, call_key)
+        )""",
+        """CREATE TABLE reflow_states (
+            seq {serial},
+            run_id TEXT NOT NULL,
+            run_kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            timestamp {real} NOT NULL,
+            message TEXT NOT NULL,
+            attempt INTEGER NOT NULL
+        )""",
+        "CREATE INDEX reflow_states_run ON reflow_states (run_id, seq)",
+    ],
+]
+
+FLOW_COLUMNS = (
+    "id, name, version, parent_id, state, state_type, parameters, run_key, created, updated, "
+    "heartbeat, worker, result_encoding, result, error"
+)
+TASK_COLUMNS = (
+    "id, flow_run_id, call_key, task_name, state, state_type, upstream, attempts, created, "
+    "updated, result_encoding, result, error"
+)
+
+
+def upsert_flow_run(p: str) -> str:
+    values = ", ".join([p] * 15)
+    updates = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in (
+            "state", "state_type", "parameters", "updated", "heartbeat", "worker",
+            "result_encoding", "result", "error", "version",
+        )
+    )  # fmt: skip
+    return (
+        f"INSERT INTO reflow_flow_runs ({FLOW_COLUMNS}) VALUES ({values}) "
+        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+    )
+
+
+def upsert_task_run(p: str) -> str:
+    values = ", ".join([p] * 13)
+    updates = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in (
+            "state", "state_type", "upstream", "attempts", "updated", "result_encoding",
+            "result", "error",
+        )
+    )  # fmt: skip
+    return (
+        f"INSERT INTO reflow_task_runs ({TASK_COLUMNS}) VALUES ({values}) "
+        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+    )
+
+
+def insert_state(p: str) -> str:
+    return (
+        "INSERT INTO reflow_states (run_id, run_kind, name, type, timestamp, message, attempt) "
+        f"VALUES ({', '.join([p] * 7)})"
+    )
+
+
+def flow_row(r: FlowRunRecord) -> tuple[Any, ...]:
+    encoding, blob = _result(r.result)
+    return (
+        r.id, r.name, r.version, r.parent_id, r.state, r.state_type,
+        json.dumps(r.parameters, default=repr), r.run_key, r.created, r.updated, r.heartbeat,
+        r.worker, encoding, blob, r.error,
+    )  # fmt: skip
+
+
+def task_row(r: TaskRunRecord) -> tuple[Any, ...]:
+    encoding, blob = _result(r.result)
+    return (
+        r.id, r.flow_run_id, r.key, r.task_name, r.state, r.state_type, json.dumps(r.upstream),
+        r.attempts, r.created, r.updated, encoding, blob, r.error,
+    )  # fmt: skip
+
+
+def state_row(r: StateRecord) -> tuple[Any, ...]:
+    return (r.run_id, r.run_kind, r.name, r.type, r.timestamp, r.message, r.attempt)
+
+
+def _result(encoded: Encoded | None) -> tuple[str | None, bytes | None]:
+    return (None, None) if encoded is None else (encoded.encoding, encoded.data)
+
+
+def _encoded(encoding: str | None, blob: Any) -> Encoded | None:
+    return None if encoding is None else Encoded(encoding, bytes(blob))  # type: ignore[arg-type]
+
+
+def flow_record(row: Sequence[Any]) -> FlowRunRecord:
+    return FlowRunRecord(
+        id=row[0], name=row[1], version=row[2], parent_id=row[3], state=row[4],
+        state_type=row[5], parameters=json.loads(row[6]), run_key=row[7], created=row[8],
+        updated=row[9], heartbeat=row[10], worker=row[11], result=_encoded(row[12], row[13]),
+        error=row[14],
+    )  # fmt: skip
+
+
+def task_record(row: Sequence[Any]) -> TaskRunRecord:
+    return TaskRunRecord(
+        id=row[0], flow_run_id=row[1], key=row[2], task_name=row[3], state=row[4],
+        state_type=row[5], upstream=json.loads(row[6]), attempts=row[7], created=row[8],
+        updated=row[9], result=_encoded(row[10], row[11]), error=row[12],
+    )  # fmt: skip
+
+
+def state_record(row: Sequence[Any]) -> StateRecord:
+    return StateRecord(*row)
+
+
+def statements(migration: Iterable[str], types: dict[str, str]) -> list[str]:
+    return [s.format(**types) for s in migration]

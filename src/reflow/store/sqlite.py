@@ -1,0 +1,64 @@
+"""`SQLiteStore`: the embedded default, one file (WAL mode), no server."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, ClassVar
+
+from reflow.store.base import SQLStore
+from reflow.store.results import reflow_home
+from reflow.store.sql import StoreError
+
+
+class SQLiteStore(SQLStore):
+    """A store in one SQLite file (default: `$REFLOW_HOME/reflow.db`), in WAL mode so readers
+    never wait for the writer."""
+
+    placeholder = "?"
+    types: ClassVar[dict[str, str]] = {
+        "blob": "BLOB",
+        "real": "REAL",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    }
+
+    def __init__(self, path: str | Path | None = None, timeout: float = 30.0) -> None:
+        super().__init__()
+        self.path = Path(path) if path is not None else reflow_home() / "reflow.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=timeout, check_same_thread=False, isolation_level="DEFERRED"
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(
+                f"{self.path} cannot be used as a reflow store: {exc}. Is it a reflow database "
+                "(or a SQLite database at all)?"
+            ) from exc
+
+    def _has_table(self, cur: Any, name: str) -> bool:
+        cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return cur.fetchone() is not None
+
+    def _check_empty(self, cur: Any) -> None:
+        cur.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        others = [row[0] for row in cur.fetchall() if not row[0].startswith("sqlite_")]
+        if others:
+            raise StoreError(
+                f"{self.path} is a SQLite database but not a reflow one (it has the tables "
+                f"{', '.join(others[:5])}): give reflow a file of its own"
+            )
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the file: "ok" when it is sound."""
+        with self._transaction() as cur:
+            cur.execute("PRAGMA integrity_check")
+            return str(cur.fetchone()[0])
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"

@@ -1,0 +1,285 @@
+"""One suite, both stores: what a `Store` keeps and gives back, and how it refuses to open.
+
+PostgreSQL tests use `REFLOW_TEST_POSTGRES_URL` (CI sets it); each test gets a schema of its
+own. With the variable set, an unreachable server is a failure; without it they are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reflow.store import (
+    Encoded,
+    FlowRunRecord,
+    PostgresStore,
+    ResultCodec,
+    SQLiteStore,
+    StateRecord,
+    StoreConflict,
+    StoreError,
+    TaskRunRecord,
+)
+from reflow.store import sql as schema
+from reflow.store.base import SQLStore
+
+POSTGRES_URL = os.environ.get("REFLOW_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose connections live in a fresh schema, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("REFLOW_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against")
+    import psycopg
+
+    name = f"reflow_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
+    made: SQLStore
+    if request.param == "sqlite":
+        made = SQLiteStore(tmp_path / "reflow.db")
+    else:
+        made = PostgresStore(request.getfixturevalue("postgres_url"))
+    with made:
+        yield made
+
+
+def flow_record(run_id: str = "f1", **changes: object) -> FlowRunRecord:
+    record = FlowRunRecord(
+        id=run_id, name="pipeline", state="Running", state_type="RUNNING", created=1.0,
+        updated=1.0, version="2", parameters={"n": 3, "names": ["a", "b"]},
+    )  # fmt: skip
+    for key, value in changes.items():
+        setattr(record, key, value)
+    return record
+
+
+def task_record(run_id: str, key: str, **changes: object) -> TaskRunRecord:
+    record = TaskRunRecord(
+        id=run_id, flow_run_id="f1", key=key, task_name=key.split("-")[0], state="Running",
+        state_type="RUNNING", created=2.0, updated=2.0,
+    )  # fmt: skip
+    for name, value in changes.items():
+        setattr(record, name, value)
+    return record
+
+
+def test_a_flow_run_round_trips(store: SQLStore) -> None:
+    codec = ResultCodec(b"k" * 32)
+    record = flow_record(result=codec.encode((1, 2)), run_key="nightly-2026-11-23")
+
+    store.write(flow_runs=[record])
+    back = store.flow_run("f1")
+
+    assert back == record
+    assert back is not None
+    assert back.result is not None
+    assert codec.decode(back.result) == (1, 2)
+    assert store.flow_run("missing") is None
+
+
+def test_writing_a_run_again_updates_it(store: SQLStore) -> None:
+    store.write(flow_runs=[flow_record()])
+    store.write(
+        flow_runs=[
+            flow_record(
+                state="Completed", state_type="COMPLETED", updated=5.0,
+                result=Encoded("json", b"42"),
+            )
+        ]
+    )  # fmt: skip
+
+    back = store.flow_run("f1")
+
+    assert back is not None
+    assert (back.state, back.updated, back.result) == ("Completed", 5.0, Encoded("json", b"42"))
+    assert back.created == 1.0
+
+
+def test_flow_runs_lists_newest_first_and_filters(store: SQLStore) -> None:
+    store.write(
+        flow_runs=[
+            flow_record("a", created=1.0),
+            flow_record("b", created=2.0, state="Failed", state_type="FAILED"),
+            flow_record("c", created=3.0, name="other"),
+        ]
+    )
+
+    assert [r.id for r in store.flow_runs()] == ["c", "b", "a"]
+    assert [r.id for r in store.flow_runs(state_type="FAILED")] == ["b"]
+    assert [r.id for r in store.flow_runs(name="pipeline")] == ["b", "a"]
+    assert [r.id for r in store.flow_runs(limit=1)] == ["c"]
+
+
+def test_a_run_key_names_one_run(store: SQLStore) -> None:
+    store.write(flow_runs=[flow_record("a", run_key="k1")])
+
+    found = store.flow_run_by_key("k1")
+
+    assert found is not None
+    assert found.id == "a"
+    assert store.flow_run_by_key("k2") is None
+    with pytest.raises(StoreConflict, match="refused"):
+        store.write(flow_runs=[flow_record("b", run_key="k1")])
+    assert store.flow_run("b") is None  # the failed write left nothing behind
+
+
+def test_task_runs_and_the_completed_call_a_resume_reuses(store: SQLStore) -> None:
+    store.write(
+        flow_runs=[flow_record()],
+        task_runs=[
+            task_record("t1", "fetch-0", state="Completed", state_type="COMPLETED",
+                        result=Encoded("json", b"[1,2]"), attempts=2),
+            task_record("t2", "parse-0", upstream=["t1"], state="Failed", state_type="FAILED",
+                        error="ValueError: bad", created=3.0),
+        ],
+    )  # fmt: skip
+
+    runs = store.task_runs("f1")
+    done = store.completed_task_run("f1", "fetch-0")
+
+    assert [(r.key, r.state, r.upstream, r.attempts) for r in runs] == [
+        ("fetch-0", "Completed", [], 2),
+        ("parse-0", "Failed", ["t1"], 0),
+    ]
+    assert done is not None
+    assert done.result == Encoded("json", b"[1,2]")
+    assert store.completed_task_run("f1", "parse-0") is None
+    assert store.completed_task_run("other", "fetch-0") is None
+
+
+def test_one_run_per_call_key(store: SQLStore) -> None:
+    store.write(task_runs=[task_record("t1", "fetch-0")])
+
+    with pytest.raises(StoreConflict, match="refused"):
+        store.write(task_runs=[task_record("t2", "fetch-0")])
+
+
+def test_states_come_back_in_the_order_written(store: SQLStore) -> None:
+    changes = [
+        StateRecord("t1", "task", name, kind, float(i), f"m{i}", attempt)
+        for i, (name, kind, attempt) in enumerate(
+            [("Pending", "PENDING", 0), ("Running", "RUNNING", 1), ("Completed", "COMPLETED", 1)]
+        )
+    ]
+
+    store.write(states=changes[:2])
+    store.write(states=changes[2:])
+
+    assert store.states("t1") == changes
+    assert store.states("other") == []
+
+
+def test_a_write_is_all_or_nothing(store: SQLStore) -> None:
+    store.write(task_runs=[task_record("t1", "fetch-0")])
+
+    with pytest.raises(StoreConflict, match="refused"):
+        store.write(
+            flow_runs=[flow_record("f9")],
+            task_runs=[task_record("t2", "fetch-0")],  # clashes: the whole write rolls back
+        )
+
+    assert store.flow_run("f9") is None
+
+
+def test_reopening_keeps_everything_and_migrates_nothing_twice(tmp_path: Path) -> None:
+    path = tmp_path / "reflow.db"
+    with SQLiteStore(path) as first:
+        first.write(flow_runs=[flow_record()])
+    with SQLiteStore(path) as second:
+        assert second.flow_run("f1") is not None
+    conn = sqlite3.connect(path)
+    version = conn.execute("SELECT value FROM reflow_meta").fetchone()[0]
+    conn.close()
+    assert int(version) == schema.SCHEMA_VERSION
+
+
+def test_sqlite_uses_wal_and_passes_its_integrity_check(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "reflow.db") as store:
+        store.write(flow_runs=[flow_record()])
+        mode = store._query("PRAGMA journal_mode")[0][0]
+        assert mode == "wal"
+        assert store.integrity_check() == "ok"
+
+
+def test_the_default_sqlite_store_lives_in_reflow_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFLOW_HOME", str(tmp_path / "home"))
+
+    with SQLiteStore() as store:
+        assert store.path == tmp_path / "home" / "reflow.db"
+    assert store.path.exists()
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("these are my notes, not a database\n" * 100)
+
+    with pytest.raises(StoreError, match="cannot be used as a reflow store"):
+        SQLiteStore(path)
+
+
+def test_another_applications_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER)")
+    conn.commit()
+    conn.close()
+
+    with pytest.raises(StoreError, match=r"not a reflow one .*customers"):
+        SQLiteStore(path)
+
+
+def test_a_store_from_a_newer_reflow_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "reflow.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE reflow_meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+    with pytest.raises(StoreError, match="newer than this reflow"):
+        SQLiteStore(path)
+
+
+def test_a_postgres_store_that_is_not_there_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot reach the PostgreSQL store"):
+        PostgresStore("postgresql://nobody:secret@127.0.0.1:1/none", connect_timeout=1)
+
+
+def test_the_password_never_shows_in_errors_or_repr(postgres_url: str) -> None:
+    with pytest.raises(StoreError) as raised:
+        PostgresStore("postgresql://nobody:hunter2@127.0.0.1:1/none", connect_timeout=1)
+    assert "hunter2" not in str(raised.value)
+    with PostgresStore(postgres_url) as store:
+        assert "secret" not in repr(store)
+
+
+def test_two_postgres_stores_opening_at_once_migrate_once(postgres_url: str) -> None:
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: PostgresStore(postgres_url), range(4)))
+    try:
+        stores[0].write(flow_runs=[flow_record()])
+        assert all(s.flow_run("f1") is not None for s in stores)
+    finally:
+        for s in stores:
+            s.close()
