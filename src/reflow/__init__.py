@@ -17,6 +17,7 @@ from reflow.flow import (
     get_run_context,
     get_run_logger,
 )
+from reflow.flow import persistence as _persistence
 from reflow.retry import (
     AttemptState,
     Retriable,
@@ -30,6 +31,25 @@ from reflow.retry import (
 from reflow.task import Fail, Pause, Retry, Skip, Task, task
 from reflow.task.futures import Future, FutureList, allow_failure, as_completed, unmapped, wait
 from reflow.task.limits import concurrency_limit
+
+
+def _store_persistence(persist: bool | None, store: object) -> object:
+    """The durability layer, loaded only when a flow is persisted (`import reflow` stays light)."""
+    from reflow.store.persistence import persistence
+
+    return persistence(persist, store)
+
+
+_persistence.factory = _store_persistence  # type: ignore[assignment]
+
+
+def resume(run_id: str, store: object = None) -> object:
+    """Run a stored flow run again to its end, from any process: calls that completed before
+    return their stored results without running. Returns the run's final state."""
+    from reflow.store.persistence import resume as resume_stored
+
+    return resume_stored(run_id, store)
+
 
 __version__ = "0.1.0"
 
@@ -59,6 +79,7 @@ __all__ = [
     "flow",
     "get_run_context",
     "get_run_logger",
+    "resume",
     "retry",
     "task",
     "triggers",

@@ -40,6 +40,9 @@ class StateChange:
     previous: State[Any] | None
     parent_id: str | None = None
     """The run this one belongs to (a task run's flow run), when there is one."""
+    run: Any = None
+    """The run's record itself (a TaskRun or FlowRun), for subscribers that keep runs (the
+    store's writer); read it in the subscriber, it goes on changing after."""
 
     @property
     def timestamp(self) -> float:

@@ -164,11 +164,13 @@ def test_task_runs_and_the_completed_call_a_resume_reuses(store: SQLStore) -> No
     assert store.completed_task_run("other", "fetch-0") is None
 
 
-def test_one_run_per_call_key(store: SQLStore) -> None:
+def test_a_new_run_of_a_call_replaces_the_stored_one(store: SQLStore) -> None:
     store.write(task_runs=[task_record("t1", "fetch-0")])
 
-    with pytest.raises(StoreConflict, match="refused"):
-        store.write(task_runs=[task_record("t2", "fetch-0")])
+    store.write(task_runs=[task_record("t2", "fetch-0", state="Completed", created=9.0)])
+
+    (run,) = store.task_runs("f1")
+    assert (run.id, run.state, run.created) == ("t2", "Completed", 9.0)
 
 
 def test_states_come_back_in_the_order_written(store: SQLStore) -> None:
@@ -187,15 +189,15 @@ def test_states_come_back_in_the_order_written(store: SQLStore) -> None:
 
 
 def test_a_write_is_all_or_nothing(store: SQLStore) -> None:
-    store.write(task_runs=[task_record("t1", "fetch-0")])
+    store.write(flow_runs=[flow_record("a", run_key="k1")])
 
     with pytest.raises(StoreConflict, match="refused"):
         store.write(
-            flow_runs=[flow_record("f9")],
-            task_runs=[task_record("t2", "fetch-0")],  # clashes: the whole write rolls back
+            flow_runs=[flow_record("b", run_key="k1")],  # clashes: the whole write rolls back
+            task_runs=[task_record("t2", "fetch-0")],
         )
 
-    assert store.flow_run("f9") is None
+    assert store.task_runs("f1") == []
 
 
 def test_reopening_keeps_everything_and_migrates_nothing_twice(tmp_path: Path) -> None:

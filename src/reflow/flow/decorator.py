@@ -22,6 +22,7 @@ from reflow.flow.arguments import resolve_call, upstreams
 from reflow.flow.engine import Engine
 from reflow.flow.errors import FlowPaused, ParameterError
 from reflow.flow.parameters import Parameters
+from reflow.flow.persistence import persistence_for
 from reflow.flow.run import FlowRun
 from reflow.retry import AttemptState, AttemptTimeout
 from reflow.retry.conditions import AttemptsExhausted, ExceptionMatches
@@ -93,6 +94,8 @@ class Flow(Generic[P, R]):
         on_cancellation: FlowHook | Iterable[FlowHook] | None = None,
         on_crashed: FlowHook | Iterable[FlowHook] | None = None,
         retry: Any = None,
+        persist: bool | None = None,
+        store: Any = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@flow decorates a function, got {fn!r}")
@@ -126,6 +129,10 @@ class Flow(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self._parameters = Parameters(fn, self.name)
         self.retry = _check_controller(retry, retries, self)
+        if persist is not None and not isinstance(persist, bool):
+            raise TypeError(f"{self._label}: persist is True, False or None, got {persist!r}")
+        self.persist = persist
+        self.store = store
         self._takes_return_state = "return_state" in self._parameters.signature.parameters
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__qualname__ = getattr(fn, "__qualname__", self.name)
@@ -177,6 +184,8 @@ class Flow(Generic[P, R]):
             "reference_tasks": self.reference_tasks,
             "validate_parameters": self.validate_parameters,
             "retry": self.retry,
+            "persist": self.persist,
+            "store": self.store,
             **self.hooks,
         }
         unknown = set(overrides) - set(current)
@@ -273,6 +282,34 @@ class Flow(Generic[P, R]):
         self._execute(flow_run)
         return flow_run.state
 
+    def resume(self, run_id: str, store: Any = None) -> Any:
+        """Run this flow's stored run `run_id` again, reusing its completed task calls (see
+        `reflow.resume`); returns its final state."""
+        from reflow import resume
+
+        return resume(run_id, store if store is not None else self.store)
+
+    def _resume_stored(
+        self, run_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], persistence: Any
+    ) -> Any:
+        """Execute a stored run again under its own id (the store layer calls this)."""
+        flow_run = self._reopen(run_id, args, kwargs, persistence)
+        self._execute(flow_run)
+        return flow_run.state
+
+    def _reopen(
+        self, run_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], persistence: Any
+    ) -> FlowRun:
+        flow_run = FlowRun(self, run_id=run_id)
+        flow_run.persistence = persistence
+        bound = self._parameters.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        flow_run.bound = bound
+        flow_run.parameters = dict(bound.arguments)
+        flow_run.call = (bound.args, bound.kwargs)
+        self._transition(flow_run, new_state("Pending", message="resumed from the store"))
+        return flow_run
+
     def _execute(self, flow_run: FlowRun) -> None:
         engine, executor = self._engine(flow_run)
         token = context.runner.set(engine)
@@ -287,7 +324,21 @@ class Flow(Generic[P, R]):
             executor.shutdown()
         self._finish(flow_run, state)
 
+    def _persistence(self, flow_run: FlowRun) -> Any:
+        """How this run is kept: its own options, else its parent run's, else in memory."""
+        if flow_run.persistence is None:
+            parent = context.runner.get()
+            inherited = getattr(getattr(parent, "flow_run", None), "persistence", None)
+            if self.persist is None and self.store is None and inherited is not None:
+                flow_run.persistence = inherited
+            else:
+                flow_run.persistence = persistence_for(self.persist, self.store)
+        return flow_run.persistence
+
     def _engine(self, flow_run: FlowRun, loop: Any = None) -> tuple[Engine, Executor]:
+        persistence = self._persistence(flow_run)
+        if persistence is not None:
+            persistence.begin(flow_run)
         executor = self.executor if self.executor is not None else ThreadExecutor()
         executor.start()
         return Engine(flow_run, executor, loop), executor
@@ -416,6 +467,8 @@ class Flow(Generic[P, R]):
 
     def _finish(self, flow_run: FlowRun, state: State[Any]) -> None:
         self._transition(flow_run, state)
+        if flow_run.persistence is not None:
+            flow_run.persistence.end(flow_run)  # committed before the flow returns
         kind = _HOOK_OF.get(state.type.name)
         for hook in self.hooks[kind] if kind else ():
             try:
@@ -437,7 +490,7 @@ class Flow(Generic[P, R]):
             previous = states[-2] if len(states) > 1 else None
             events.publish(
                 events.StateChange("flow", flow_run.id, self.name, state, previous,
-                                   flow_run.parent_id)
+                                   flow_run.parent_id, flow_run)
             )  # fmt: skip
 
     def _outcome(self, flow_run: FlowRun, return_state: bool) -> Any:
@@ -472,6 +525,13 @@ class _AsyncFlow(Flow[P, R]):
         return flow_run
 
     async def _resume(self, flow_run: FlowRun) -> Any:
+        await self._execute_async(flow_run)
+        return flow_run.state
+
+    async def _resume_stored(
+        self, run_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], persistence: Any
+    ) -> Any:
+        flow_run = self._reopen(run_id, args, kwargs, persistence)
         await self._execute_async(flow_run)
         return flow_run.state
 
@@ -587,6 +647,8 @@ def flow(
     on_cancellation: FlowHook | Iterable[FlowHook] | None = None,
     on_crashed: FlowHook | Iterable[FlowHook] | None = None,
     retry: Any = None,
+    persist: bool | None = None,
+    store: Any = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 

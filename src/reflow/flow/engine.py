@@ -181,6 +181,8 @@ class Engine:
     ) -> Future[Any]:
         """A Pending run and its future, or a settled future over an earlier completed run."""
         earlier = self._earlier.get(key)
+        if earlier is None and self.flow_run.persistence is not None:
+            earlier = self._stored(task, args, kwargs, key)
         if earlier is not None and earlier.task is task and earlier.state.is_completed():
             future: Future[Any] = Future(earlier, self.cond, self)
             future._done, future._callbacks = True, None  # reused, not re-run
@@ -200,6 +202,19 @@ class Engine:
         if self.flow_run.cancel_requested:
             self._end(future, new_state("Cancelled", message="the flow run was cancelled"))
         return future
+
+    def _stored(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], key: str
+    ) -> TaskRun | None:
+        """The call's run completed by an earlier process (a resumed run), as a TaskRun."""
+        stored = self.flow_run.persistence.completed(self.flow_run.id, key)
+        if stored is None:
+            return None
+        run = TaskRun(task, args, kwargs)
+        run.id, run.parent_id, run.key = stored.run_id, self.flow_run.id, key
+        run.states.append(Completed(stored.result, message="completed in an earlier process"))
+        self.flow_run.runs_by_key[key] = run
+        return run
 
     def _submit(
         self,

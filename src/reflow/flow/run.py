@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 class FlowRun:
     """One run of a flow. `task_runs` holds the latest run of each task call, in call order."""
 
-    def __init__(self, flow: Flow[..., Any], parent_id: str | None = None) -> None:
-        self.id = new_id()
+    def __init__(
+        self, flow: Flow[..., Any], parent_id: str | None = None, run_id: str | None = None
+    ) -> None:
+        self.id = run_id if run_id is not None else new_id()
         self.flow = flow
         self.name = flow.name
         self.version = flow.version
@@ -42,6 +44,7 @@ class FlowRun:
         self.cancel_requested = False
         self.bound: Any = None  # the bound call (inspect.BoundArguments)
         self.scope: Any = None  # the retry controller's scope, for a flow with retry=
+        self.persistence: Any = None  # how the run is kept in a store (None: memory only)
         self.revert_errors: list[BaseException] = []
         """Errors raised by the reverts of completed task runs when the run failed."""
 

@@ -31,6 +31,10 @@ class FlowRunRecord:
     worker: str | None = None
     result: Encoded | None = None
     error: str | None = None
+    flow_path: str | None = None
+    """Where the flow function is (`module:qualname`), to import it again on resume."""
+    call: Encoded | None = None
+    """The call's arguments (args, kwargs), encoded as results are, to run it again."""
 
 
 @dataclass(slots=True)

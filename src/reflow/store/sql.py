@@ -44,7 +44,10 @@ MIGRATIONS: list[list[str]] = [
             worker TEXT,
             result_encoding TEXT,
             result {blob},
-            error TEXT
+            error TEXT,
+            flow_path TEXT,
+            call_encoding TEXT,
+            call {blob}
         )""",
         "CREATE INDEX reflow_flow_runs_state ON reflow_flow_runs (state_type, name)",
         """CREATE TABLE reflow_task_runs (
@@ -79,7 +82,7 @@ MIGRATIONS: list[list[str]] = [
 
 FLOW_COLUMNS = (
     "id, name, version, parent_id, state, state_type, parameters, run_key, created, updated, "
-    "heartbeat, worker, result_encoding, result, error"
+    "heartbeat, worker, result_encoding, result, error, flow_path, call_encoding, call"
 )
 TASK_COLUMNS = (
     "id, flow_run_id, call_key, task_name, state, state_type, upstream, attempts, created, "
@@ -88,7 +91,7 @@ TASK_COLUMNS = (
 
 
 def upsert_flow_run(p: str) -> str:
-    values = ", ".join([p] * 15)
+    values = ", ".join([p] * 18)
     updates = ", ".join(
         f"{c} = excluded.{c}"
         for c in (
@@ -103,17 +106,18 @@ def upsert_flow_run(p: str) -> str:
 
 
 def upsert_task_run(p: str) -> str:
+    """Keyed by the call: a new run of a call (a retry, a resume) replaces the stored one."""
     values = ", ".join([p] * 13)
     updates = ", ".join(
         f"{c} = excluded.{c}"
         for c in (
-            "state", "state_type", "upstream", "attempts", "updated", "result_encoding",
-            "result", "error",
+            "id", "task_name", "state", "state_type", "upstream", "attempts", "created",
+            "updated", "result_encoding", "result", "error",
         )
     )  # fmt: skip
     return (
         f"INSERT INTO reflow_task_runs ({TASK_COLUMNS}) VALUES ({values}) "
-        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+        f"ON CONFLICT (flow_run_id, call_key) DO UPDATE SET {updates}"
     )
 
 
@@ -126,10 +130,11 @@ def insert_state(p: str) -> str:
 
 def flow_row(r: FlowRunRecord) -> tuple[Any, ...]:
     encoding, blob = _result(r.result)
+    call_encoding, call = _result(r.call)
     return (
         r.id, r.name, r.version, r.parent_id, r.state, r.state_type,
         json.dumps(r.parameters, default=repr), r.run_key, r.created, r.updated, r.heartbeat,
-        r.worker, encoding, blob, r.error,
+        r.worker, encoding, blob, r.error, r.flow_path, call_encoding, call,
     )  # fmt: skip
 
 
@@ -158,7 +163,7 @@ def flow_record(row: Sequence[Any]) -> FlowRunRecord:
         id=row[0], name=row[1], version=row[2], parent_id=row[3], state=row[4],
         state_type=row[5], parameters=json.loads(row[6]), run_key=row[7], created=row[8],
         updated=row[9], heartbeat=row[10], worker=row[11], result=_encoded(row[12], row[13]),
-        error=row[14],
+        error=row[14], flow_path=row[15], call=_encoded(row[16], row[17]),
     )  # fmt: skip
 
 

@@ -331,7 +331,7 @@ class Task(Generic[P, R]):
         if events.subscribers:
             previous = states[-2] if len(states) > 1 else None
             events.publish(
-                events.StateChange("task", run.id, run.task_name, new, previous, run.parent_id)
+                events.StateChange("task", run.id, run.task_name, new, previous, run.parent_id, run)
             )
         return new
 

@@ -1,0 +1,47 @@
+"""The seam the durability layer plugs into: how a flow run is kept, and found again.
+
+The flow layer never imports the store. `reflow/__init__` sets `factory`, which turns a flow's
+`persist=`/`store=` options into a `Persistence` (or None: the run stays in memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    """A task call that completed in an earlier process: what a resumed run reuses."""
+
+    run_id: str
+    result: Any
+    attempts: int
+
+
+class Persistence(Protocol):
+    """Keeps one flow run (and its task runs and subflows) in a store."""
+
+    def begin(self, flow_run: Any) -> None:
+        """The run starts (or resumes): record it, with what is needed to run it again."""
+        ...
+
+    def completed(self, flow_run_id: str, key: str) -> StoredCall | None:
+        """The call's completed run in an earlier process, if there is one."""
+        ...
+
+    def end(self, flow_run: Any) -> None:
+        """The run reached a final (or Paused) state: write everything before returning."""
+        ...
+
+
+factory: Callable[[bool | None, Any], Persistence | None] | None = None
+"""Set by reflow/__init__: `(persist, store) -> Persistence | None`."""
+
+
+def persistence_for(persist: bool | None, store: Any) -> Persistence | None:
+    """The persistence a flow's options ask for (None: in memory)."""
+    if persist is False or factory is None:
+        return None
+    return factory(persist, store)

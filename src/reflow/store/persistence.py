@@ -1,0 +1,143 @@
+"""Flow runs kept in a store, and resumed from it in another process.
+
+`persistence(persist, store)` is what the flow layer calls (through `reflow.flow.persistence`)
+for a flow's `persist=`/`store=` options. For now a run is persisted when it asks
+(`persist=True` or `store=...`) or when `REFLOW_STORE` names a store; `REFLOW_STORE=memory`
+keeps runs in memory. `resume(run_id)` runs a stored flow run again: calls completed in an
+earlier process return their stored results without running.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import runpy
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from reflow.flow.persistence import StoredCall
+from reflow.store.base import SQLStore
+from reflow.store.postgres import PostgresStore
+from reflow.store.results import ResultCodec, load_or_create_key
+from reflow.store.sql import StoreError
+from reflow.store.sqlite import SQLiteStore
+from reflow.store.writer import Recorder
+
+_lock = threading.Lock()
+_kept: dict[Any, StorePersistence] = {}
+
+
+class StorePersistence:
+    """Keeps flow runs in one store (one per store, shared by every run that uses it)."""
+
+    def __init__(self, store: SQLStore, codec: ResultCodec) -> None:
+        self.store = store
+        self.codec = codec
+        self.recorder = Recorder(store, codec)
+        self._completed: dict[str, dict[str, Any]] = {}
+
+    def begin(self, flow_run: Any) -> None:
+        record = self.recorder.flow_record(flow_run, flow_run.state)
+        record.flow_path = flow_path(flow_run.flow)
+        try:
+            record.call = self.codec.encode(flow_run.call)
+        except Exception:
+            record.call = None  # recorded, but it cannot be resumed in another process
+        self.recorder.track(flow_run.id)
+        self.recorder.flush()  # states before this one go first
+        self.store.write(flow_runs=[record])
+        self._completed[flow_run.id] = {
+            r.key: r for r in self.store.task_runs(flow_run.id) if r.state_type == "COMPLETED"
+        }
+
+    def completed(self, flow_run_id: str, key: str) -> StoredCall | None:
+        record = self._completed.get(flow_run_id, {}).get(key)
+        if record is None or record.result is None:
+            return None
+        return StoredCall(record.id, self.codec.decode(record.result), record.attempts)
+
+    def end(self, flow_run: Any) -> None:
+        self.recorder.flush()
+        if not flow_run.state.is_paused():
+            self._completed.pop(flow_run.id, None)
+
+
+def open_store(url: str | Path | None = None) -> SQLStore:
+    """A store from a URL: `postgresql://...`, `sqlite:///path`, a path, or None (default)."""
+    if url is None:
+        return SQLiteStore()
+    text = str(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(text)
+    if text.startswith("sqlite:///"):
+        return SQLiteStore(text.removeprefix("sqlite:///"))
+    if "://" in text:
+        raise StoreError(
+            f"unknown store {text!r}: use postgresql://..., sqlite:///path, or a file path"
+        )
+    return SQLiteStore(text)
+
+
+def persistence(persist: bool | None, store: Any) -> StorePersistence | None:
+    """The flow layer's factory: how a flow with these options is kept (None: memory)."""
+    url = os.environ.get("REFLOW_STORE")
+    if store is None:
+        if url == "memory" or (persist is None and not url):
+            return None
+        store = url or None
+    key = store if isinstance(store, str | Path | type(None)) else id(store)
+    with _lock:
+        kept = _kept.get(key)
+        if kept is None:
+            opened = store if isinstance(store, SQLStore) else open_store(store)
+            kept = _kept[key] = StorePersistence(opened, ResultCodec(load_or_create_key()))
+        return kept
+
+
+def flow_path(flow: Any) -> str:
+    """`module:qualname` (or `/path/script.py:qualname` for a script) to find it again."""
+    module = getattr(flow, "__module__", "")
+    name = getattr(flow, "__qualname__", "")
+    if module == "__main__":
+        main = sys.modules.get("__main__")
+        path = getattr(main, "__file__", None)
+        if path:
+            return f"{Path(path).resolve()}:{name}"
+    return f"{module}:{name}"
+
+
+def find_flow(path: str) -> Any:
+    """The flow object at a `flow_path()`."""
+    where, _, name = path.rpartition(":")
+    if where.endswith(".py"):
+        namespace = runpy.run_path(where, run_name="__reflow_resume__")
+        target: Any = namespace.get(name.split(".")[0])
+        rest = name.split(".")[1:]
+    else:
+        target, rest = importlib.import_module(where), name.split(".")
+    for part in rest:
+        target = getattr(target, part)
+    return target
+
+
+def resume(run_id: str, store: Any = None) -> Any:
+    """Run a stored flow run again to its end (from any process); returns its final state.
+
+    Task calls that completed before return their stored results without running; the rest
+    run. The flow is found by the path recorded with the run (its module must be importable).
+    """
+    kept = persistence(True, store)
+    assert kept is not None
+    record = kept.store.flow_run(run_id)
+    if record is None:
+        raise LookupError(f"no flow run {run_id!r} in {kept.store!r}")
+    if record.flow_path is None or record.call is None:
+        raise StoreError(
+            f"flow run {run_id} ({record.name}) cannot be resumed here: its flow or its "
+            "arguments were not recorded (an unpicklable argument?)"
+        )
+    flow = find_flow(record.flow_path)
+    args, kwargs = kept.codec.decode(record.call)
+    return flow._resume_stored(run_id, tuple(args), dict(kwargs), kept)
