@@ -20,6 +20,7 @@ from typing import Any
 from reflow.flow.persistence import StoredCall
 from reflow.store.base import SQLStore
 from reflow.store.postgres import PostgresStore
+from reflow.store.records import StateRecord
 from reflow.store.results import ResultCodec, load_or_create_key
 from reflow.store.sql import StoreError
 from reflow.store.sqlite import SQLiteStore
@@ -45,9 +46,20 @@ class StorePersistence:
             record.call = self.codec.encode(flow_run.call)
         except Exception:
             record.call = None  # recorded, but it cannot be resumed in another process
-        self.recorder.track(flow_run.id)
-        self.recorder.flush()  # states before this one go first
-        self.store.write(flow_runs=[record])
+        before = [] if self.recorder.tracks(flow_run.id) else list(flow_run.states)
+        parent = flow_run.parent_id
+        root = self.recorder.root_of(parent) if parent is not None else None
+        self.recorder.track(flow_run.id, root)
+        self.recorder.flush()  # what was published before goes first
+        self.store.write(
+            flow_runs=[record],
+            states=[
+                StateRecord(
+                    flow_run.id, "flow", s.name, s.type.name, s.timestamp, s.message, s.attempt
+                )
+                for s in before
+            ],
+        )  # the states from before it was tracked
         self._completed[flow_run.id] = {
             r.key: r for r in self.store.task_runs(flow_run.id) if r.state_type == "COMPLETED"
         }
@@ -59,7 +71,10 @@ class StorePersistence:
         return StoredCall(record.id, self.codec.decode(record.result), record.attempts)
 
     def end(self, flow_run: Any) -> None:
-        self.recorder.flush()
+        if flow_run.parent_id is None:
+            self.recorder.release(flow_run.id)  # flushed first: committed before returning
+        else:
+            self.recorder.flush()
         if not flow_run.state.is_paused():
             self._completed.pop(flow_run.id, None)
 

@@ -28,7 +28,7 @@ class Recorder:
     def __init__(self, store: Store, codec: ResultCodec) -> None:
         self.store = store
         self.codec = codec
-        self._tracked: set[str] = set()
+        self._tracked: dict[str, str] = {}  # run id -> the id of the root run it belongs to
         self._pending: list[events.StateChange] = []
         self._cond = threading.Condition()  # guards _pending, _tracked and the counters
         self._queued = 0  # events handed to the writer so far
@@ -38,10 +38,10 @@ class Recorder:
         self.errors: list[BaseException] = []
         """Writes that failed (each also logged): the runs they held are not in the store."""
 
-    def track(self, flow_run_id: str) -> None:
+    def track(self, flow_run_id: str, root_id: str | None = None) -> None:
         """Record this flow run from now on (its task runs and subflows with it)."""
         with self._cond:
-            self._tracked.add(flow_run_id)
+            self._tracked.setdefault(flow_run_id, root_id or flow_run_id)
             if self._subscription is None:
                 self._subscription = events.subscribe(self._on_event)
             if self._writer is None:
@@ -50,6 +50,23 @@ class Recorder:
                 )
                 self._writer.start()
 
+    def tracks(self, run_id: str) -> bool:
+        return run_id in self._tracked
+
+    def root_of(self, run_id: str) -> str | None:
+        return self._tracked.get(run_id)
+
+    def release(self, root_id: str) -> None:
+        """Stop recording a root run and its subflows (after a final flush); with nothing
+        left to record, stop listening to events."""
+        self.flush()
+        with self._cond:
+            for run_id in [r for r, root in self._tracked.items() if root == root_id]:
+                del self._tracked[run_id]
+            if not self._tracked and self._subscription is not None:
+                self._subscription.unsubscribe()
+                self._subscription = None
+
     def _on_event(self, event: events.Event) -> None:
         if not isinstance(event, events.StateChange) or event.run_kind == "atom":
             return
@@ -57,8 +74,8 @@ class Recorder:
         if event.run_id not in tracked and event.parent_id not in tracked:
             return
         with self._cond:
-            if event.run_kind == "flow":
-                tracked.add(event.run_id)  # a subflow of a tracked run
+            if event.run_kind == "flow" and event.run_id not in tracked:
+                tracked[event.run_id] = tracked[event.parent_id or ""]  # a subflow
             self._pending.append(event)
             self._queued += 1
             self._cond.notify_all()

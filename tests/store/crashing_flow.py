@@ -1,0 +1,47 @@
+"""A flow that a test runs in a child process and kills mid-way (see test_persistence.py).
+
+`step(i)` appends `i` to the side file (proof it ran). When `i` is `DIE_AT`, it first waits
+until the store shows the step before it completed (the writer thread is asynchronous), then
+kills its own process without any cleanup.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+from reflow import flow, task
+
+
+def _wait_recorded(key: str) -> None:
+    deadline = time.monotonic() + 20
+    database = os.environ["CRASH_DB"]
+    while time.monotonic() < deadline:
+        try:
+            conn = sqlite3.connect(database)
+            row = conn.execute(
+                "SELECT state FROM reflow_task_runs WHERE call_key = ?", (key,)
+            ).fetchone()
+            conn.close()
+        except sqlite3.Error:
+            row = None
+        if row is not None and row[0] == "Completed":
+            return
+        time.sleep(0.01)
+    raise TimeoutError(f"{key} was never recorded")
+
+
+@task
+def step(i: int) -> int:
+    with open(os.environ["CRASH_SIDE"], "a") as side:
+        side.write(f"{i}\n")
+    if os.environ.get("DIE_AT") == str(i):
+        _wait_recorded(f"step-{i - 1}")
+        os._exit(9)  # a crash: no flush, no finally, no atexit
+    return i * 10
+
+
+@flow(store=os.environ.get("CRASH_DB"))
+def chain(n: int) -> int:
+    return sum(step(i) for i in range(n))

@@ -1,0 +1,152 @@
+"""Flow runs kept in a store, and resumed from it in another process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import reflow
+from reflow import flow, task
+from reflow.store import SQLiteStore
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A REFLOW_HOME of the test's own (its signing key, its default store)."""
+    monkeypatch.setenv("REFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("REFLOW_STORE", raising=False)
+    return tmp_path / "home"
+
+
+@task
+def double(x: int) -> int:
+    return x * 2
+
+
+def test_a_persisted_run_is_in_the_store_when_the_flow_returns(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+
+    @flow(store=str(path))
+    def pipeline(n: int) -> list[int]:
+        return double.map(range(n)).result()
+
+    flow_run = pipeline.run(3)
+
+    with SQLiteStore(path) as store:
+        record = store.flow_run(flow_run.id)
+        tasks = store.task_runs(flow_run.id)
+        states = [s.name for s in store.states(flow_run.id)]
+    assert record is not None
+    assert (record.name, record.state, record.parameters) == ("pipeline", "Completed", {"n": 3})
+    assert record.flow_path is not None
+    assert record.flow_path.endswith(
+        ":test_a_persisted_run_is_in_the_store_when_the_flow_returns.<locals>.pipeline"
+    )
+    assert sorted((t.key, t.state) for t in tasks) == [
+        ("double-0[0]", "Completed"), ("double-0[1]", "Completed"), ("double-0[2]", "Completed"),
+    ]  # fmt: skip
+    assert states == ["Pending", "Running", "Completed"]
+
+
+def test_a_failed_run_keeps_its_error(tmp_path: Path) -> None:
+    @task
+    def broken() -> None:
+        raise ValueError("no disk")
+
+    @flow(store=str(tmp_path / "runs.db"))
+    def pipeline() -> None:
+        broken()
+
+    flow_run = pipeline.run()
+
+    with SQLiteStore(tmp_path / "runs.db") as store:
+        record = store.flow_run(flow_run.id)
+        (run,) = store.task_runs(flow_run.id)
+    assert record is not None
+    assert (record.state, record.error) == ("Failed", "ValueError: no disk")
+    assert (run.state, run.error) == ("Failed", "ValueError: no disk")
+
+
+def test_runs_stay_in_memory_unless_asked(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    @flow
+    def pipeline() -> int:
+        return double(2)
+
+    assert pipeline() == 4
+    assert not (home / "reflow.db").exists()
+
+    monkeypatch.setenv("REFLOW_STORE", "memory")
+    assert pipeline.with_options(persist=True)() == 4
+    assert not (home / "reflow.db").exists()
+
+
+def test_persist_true_uses_the_default_store_in_reflow_home(home: Path) -> None:
+    @flow(persist=True)
+    def pipeline() -> int:
+        return double(2)
+
+    flow_run = pipeline.run()
+
+    with SQLiteStore(home / "reflow.db") as store:
+        assert store.flow_run(flow_run.id) is not None
+
+
+def test_a_crashed_run_resumes_without_redoing_completed_calls(tmp_path: Path) -> None:
+    database, side = tmp_path / "crash.db", tmp_path / "side.txt"
+    env = dict(
+        os.environ, CRASH_DB=str(database), CRASH_SIDE=str(side), DIE_AT="4",
+        PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    )  # fmt: skip
+    child = subprocess.run(
+        [sys.executable, "-c", "import crashing_flow; crashing_flow.chain(8)"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert child.returncode == 9, child.stderr
+    with SQLiteStore(database) as store:
+        (crashed,) = store.flow_runs()
+    assert crashed.state == "Running"  # its process died: nothing ended it
+
+    os.environ["CRASH_DB"], os.environ["CRASH_SIDE"] = str(database), str(side)
+    sys.path.insert(0, str(HERE))
+    try:
+        state = reflow.resume(crashed.id, str(database))
+    finally:
+        sys.path.remove(str(HERE))
+        del os.environ["CRASH_DB"], os.environ["CRASH_SIDE"]
+
+    assert state.is_completed()
+    assert state.result() == sum(i * 10 for i in range(8))
+    ran = [int(line) for line in side.read_text().split()]
+    assert ran == [0, 1, 2, 3, 4, 4, 5, 6, 7]  # 0-3 once; 4 was running at the crash
+    with SQLiteStore(database) as store:
+        record = store.flow_run(crashed.id)
+        assert record is not None
+        assert record.state == "Completed"
+        assert store.integrity_check() == "ok"
+
+
+def test_resuming_an_unknown_run_says_so(tmp_path: Path) -> None:
+    with pytest.raises(LookupError, match="no flow run 'nope'"):
+        reflow.resume("nope", str(tmp_path / "empty.db"))
+
+
+def test_a_postgres_store_keeps_runs_too(postgres_url: str) -> None:
+    @flow(store=postgres_url)
+    def pipeline(n: int) -> int:
+        return sum(double.map(range(n)).result())
+
+    flow_run = pipeline.run(4)
+
+    from reflow.store import PostgresStore
+
+    with PostgresStore(postgres_url) as store:
+        record = store.flow_run(flow_run.id)
+        assert record is not None
+        assert record.state == "Completed"
+        assert len(store.task_runs(flow_run.id)) == 4
