@@ -150,3 +150,58 @@ def test_a_postgres_store_keeps_runs_too(postgres_url: str) -> None:
         assert record is not None
         assert record.state == "Completed"
         assert len(store.task_runs(flow_run.id)) == 4
+
+
+def test_a_run_key_runs_the_flow_once(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    @task
+    def work(x: int) -> int:
+        calls.append(x)
+        return x + 1
+
+    @flow(store=str(tmp_path / "runs.db"))
+    def nightly(x: int) -> int:
+        return work(x)
+
+    first = nightly.run(1, run_key="2026-11-23")
+    second = nightly.run(1, run_key="2026-11-23")
+    other = nightly(5, run_key="2026-11-24")
+
+    assert first.result() == 2
+    assert second.result() == 2
+    assert second.id == first.id
+    assert other == 6
+    assert calls == [1, 5]
+
+
+def test_a_run_key_of_a_failed_run_gives_that_failure_without_running(tmp_path: Path) -> None:
+    attempts: list[str] = []
+
+    @task
+    def flaky() -> str:
+        attempts.append("flaky")
+        raise ConnectionError("down")
+
+    @flow(store=str(tmp_path / "runs.db"))
+    def job() -> str:
+        return flaky()
+
+    failed = job.run(run_key="job-1")
+    again = job.run(run_key="job-1")
+
+    assert failed.state.is_failed()
+    assert again.id == failed.id
+    assert again.state.is_failed()
+    with pytest.raises(RuntimeError, match="ConnectionError: down"):
+        again.result()
+    assert attempts == ["flaky"]
+
+
+def test_a_run_key_needs_a_store() -> None:
+    @flow(persist=False)
+    def job() -> int:
+        return 1
+
+    with pytest.raises(ValueError, match="needs runs kept in a store"):
+        job(run_key="k")

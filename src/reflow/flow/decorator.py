@@ -228,9 +228,54 @@ class Flow(Generic[P, R]):
         return False
 
     def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FlowRun:
+        run_key, kept = self._run_key(kwargs)
+        if run_key is not None:
+            earlier = self._keyed_run(run_key, kept)
+            if earlier is not None:
+                return earlier  # type: ignore[no-any-return]
         flow_run, go = self._open(args, kwargs)
+        if run_key is not None:
+            flow_run.run_key, flow_run.persistence = run_key, kept
         if go:
             self._execute(flow_run)
+        return flow_run
+
+    def _run_key(self, kwargs: dict[str, Any]) -> tuple[str | None, Any]:
+        """`run_key=` (the caller's, unless the function has such a parameter), and the store
+        that keeps keyed runs."""
+        if "run_key" not in kwargs or "run_key" in self._parameters.signature.parameters:
+            return None, None
+        run_key = kwargs.pop("run_key")
+        if run_key is None:
+            return None, None
+        if not isinstance(run_key, str) or not run_key:
+            raise TypeError(f"{self._label}: run_key is a non-empty str, got {run_key!r}")
+        kept = persistence_for(True if self.persist is None else self.persist, self.store)
+        if kept is None:
+            raise ValueError(
+                f"{self._label}: run_key= needs runs kept in a store, to find the earlier "
+                "one (persist=False or REFLOW_STORE=memory keeps them in memory)"
+            )
+        return run_key, kept
+
+    def _keyed_run(self, run_key: str, kept: Any) -> Any:
+        """The run made with this key before: as it ended (Completed, Failed, Cancelled), or
+        resumed to its end (it crashed, paused, or never finished)."""
+        found = kept.by_run_key(run_key)
+        if found is None:
+            return None
+        run_id, name, result, error = found
+        state = new_state(name, message=f"the run of key {run_key!r}, as it ended")
+        if not state.is_final() or state.is_crashed():
+            return kept.resume(run_id, self)
+        flow_run = FlowRun(self, run_id=run_id)
+        flow_run.run_key = run_key
+        if state.is_completed():
+            state = new_state(name, data=result, message=state.message)
+        else:
+            failure = RuntimeError(f"the run of key {run_key!r} ended {name}: {error}")
+            state = new_state(name, exception=failure, message=state.message)
+        flow_run.states.append(state)
         return flow_run
 
     def _open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[FlowRun, bool]:
@@ -285,23 +330,35 @@ class Flow(Generic[P, R]):
     def resume(self, run_id: str, store: Any = None) -> Any:
         """Run this flow's stored run `run_id` again, reusing its completed task calls (see
         `reflow.resume`); returns its final state."""
-        from reflow import resume
-
-        return resume(run_id, store if store is not None else self.store)
+        kept = persistence_for(True, store if store is not None else self.store)
+        if kept is None:
+            raise RuntimeError("resume() needs a store: REFLOW_STORE is 'memory'")
+        return kept.resume(run_id).state
 
     def _resume_stored(
-        self, run_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], persistence: Any
+        self,
+        run_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        persistence: Any,
+        run_key: str | None = None,
     ) -> Any:
         """Execute a stored run again under its own id (the store layer calls this)."""
-        flow_run = self._reopen(run_id, args, kwargs, persistence)
+        flow_run = self._reopen(run_id, args, kwargs, persistence, run_key)
         self._execute(flow_run)
-        return flow_run.state
+        return flow_run
 
     def _reopen(
-        self, run_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], persistence: Any
+        self,
+        run_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        persistence: Any,
+        run_key: str | None = None,
     ) -> FlowRun:
         flow_run = FlowRun(self, run_id=run_id)
         flow_run.persistence = persistence
+        flow_run.run_key = run_key
         bound = self._parameters.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         flow_run.bound = bound
@@ -519,6 +576,10 @@ class _AsyncFlow(Flow[P, R]):
         return await self._start_async(args, kwargs)
 
     async def _start_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FlowRun:
+        if "run_key" in kwargs and "run_key" not in self._parameters.signature.parameters:
+            raise NotImplementedError(
+                f"{self._label}: run_key= is not available for async flows yet"
+            )
         flow_run, go = self._open(args, kwargs)
         if go:
             await self._execute_async(flow_run)
@@ -529,11 +590,16 @@ class _AsyncFlow(Flow[P, R]):
         return flow_run.state
 
     async def _resume_stored(
-        self, run_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], persistence: Any
+        self,
+        run_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        persistence: Any,
+        run_key: str | None = None,
     ) -> Any:
-        flow_run = self._reopen(run_id, args, kwargs, persistence)
+        flow_run = self._reopen(run_id, args, kwargs, persistence, run_key)
         await self._execute_async(flow_run)
-        return flow_run.state
+        return flow_run
 
     async def _execute_async(self, flow_run: FlowRun) -> None:
         engine, executor = self._engine(flow_run, asyncio.get_running_loop())

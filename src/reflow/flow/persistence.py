@@ -35,6 +35,16 @@ class Persistence(Protocol):
         """The run reached a final (or Paused) state: write everything before returning."""
         ...
 
+    def by_run_key(self, run_key: str) -> tuple[str, str, Any, str | None] | None:
+        """(run id, state name, result if completed, error if failed) of the run made with
+        this key."""
+        ...
+
+    def resume(self, run_id: str, flow: Any = None) -> Any:
+        """Run the stored run again to its end (with `flow`, else the flow found by the path
+        recorded with it); return its FlowRun."""
+        ...
+
 
 factory: Callable[[bool | None, Any], Persistence | None] | None = None
 """Set by reflow/__init__: `(persist, store) -> Persistence | None`."""

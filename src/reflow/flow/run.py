@@ -44,6 +44,8 @@ class FlowRun:
         self.cancel_requested = False
         self.bound: Any = None  # the bound call (inspect.BoundArguments)
         self.scope: Any = None  # the retry controller's scope, for a flow with retry=
+        self.run_key: str | None = None
+        """The caller's idempotency key (`run_key=`), when given."""
         self.persistence: Any = None  # how the run is kept in a store (None: memory only)
         self.revert_errors: list[BaseException] = []
         """Errors raised by the reverts of completed task runs when the run failed."""

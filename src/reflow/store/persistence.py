@@ -70,6 +70,27 @@ class StorePersistence:
             return None
         return StoredCall(record.id, self.codec.decode(record.result), record.attempts)
 
+    def by_run_key(self, run_key: str) -> tuple[str, str, Any, str | None] | None:
+        record = self.store.flow_run_by_key(run_key)
+        if record is None:
+            return None
+        result = self.codec.decode(record.result) if record.result is not None else None
+        return record.id, record.state, result, record.error
+
+    def resume(self, run_id: str, flow: Any = None) -> Any:
+        record = self.store.flow_run(run_id)
+        if record is None:
+            raise LookupError(f"no flow run {run_id!r} in {self.store!r}")
+        if record.flow_path is None or record.call is None:
+            raise StoreError(
+                f"flow run {run_id} ({record.name}) cannot be resumed here: its flow or its "
+                "arguments were not recorded (an unpicklable argument?)"
+            )
+        if flow is None:
+            flow = find_flow(record.flow_path)
+        args, kwargs = self.codec.decode(record.call)
+        return flow._resume_stored(run_id, tuple(args), dict(kwargs), self, record.run_key)
+
     def end(self, flow_run: Any) -> None:
         if flow_run.parent_id is None:
             self.recorder.release(flow_run.id)  # flushed first: committed before returning
@@ -145,14 +166,11 @@ def resume(run_id: str, store: Any = None) -> Any:
     """
     kept = persistence(True, store)
     assert kept is not None
-    record = kept.store.flow_run(run_id)
-    if record is None:
-        raise LookupError(f"no flow run {run_id!r} in {kept.store!r}")
-    if record.flow_path is None or record.call is None:
-        raise StoreError(
-            f"flow run {run_id} ({record.name}) cannot be resumed here: its flow or its "
-            "arguments were not recorded (an unpicklable argument?)"
-        )
-    flow = find_flow(record.flow_path)
-    args, kwargs = kept.codec.decode(record.call)
-    return flow._resume_stored(run_id, tuple(args), dict(kwargs), kept)
+    outcome = kept.resume(run_id)
+    if hasattr(outcome, "__await__"):  # an async flow: await resume() to run it
+        return _state_after(outcome)
+    return outcome.state
+
+
+async def _state_after(flow_run: Any) -> Any:
+    return (await flow_run).state
