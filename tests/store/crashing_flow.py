@@ -42,6 +42,12 @@ def step(i: int) -> int:
     return i * 10
 
 
-@flow(store=os.environ.get("CRASH_DB"))
+def noticed(flow: object, flow_run: object, state: object) -> None:
+    """An on_crashed hook: leaves a trace the test reads."""
+    with open(os.environ["CRASH_SIDE"] + ".crashed", "a") as trace:
+        trace.write(f"{getattr(flow_run, 'id', '?')} {getattr(state, 'name', '?')}\n")
+
+
+@flow(store=os.environ.get("CRASH_DB"), on_crashed=noticed)
 def chain(n: int) -> int:
     return sum(step(i) for i in range(n))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import reflow
 from reflow import flow, task
-from reflow.store import SQLiteStore
+from reflow.store import SQLiteStore, mark_crashed
 
 HERE = Path(__file__).parent
 
@@ -115,6 +116,11 @@ def test_a_crashed_run_resumes_without_redoing_completed_calls(tmp_path: Path) -
     os.environ["CRASH_DB"], os.environ["CRASH_SIDE"] = str(database), str(side)
     sys.path.insert(0, str(HERE))
     try:
+        assert mark_crashed(str(database), stale_after=3600) == []  # its heartbeat is fresh
+        assert mark_crashed(str(database), stale_after=0) == [crashed.id]
+        assert mark_crashed(str(database), stale_after=0) == []  # reported once
+        trace = Path(f"{side}.crashed").read_text().split()
+        assert trace == [crashed.id, "Crashed"]  # its on_crashed hook ran, here
         state = reflow.resume(crashed.id, str(database))
     finally:
         sys.path.remove(str(HERE))
@@ -205,3 +211,34 @@ def test_a_run_key_needs_a_store() -> None:
 
     with pytest.raises(ValueError, match="needs runs kept in a store"):
         job(run_key="k")
+
+
+def test_a_running_flow_run_beats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFLOW_HEARTBEAT_SECONDS", "0.02")
+    database = tmp_path / "beats.db"
+    beats: list[float] = []
+
+    @task
+    def watch(run_id: str) -> None:
+        """Waits (bounded) until the store shows two heartbeats of its own run."""
+        with SQLiteStore(database) as store:
+            deadline = time.monotonic() + 20
+            while len(set(beats)) < 2 and time.monotonic() < deadline:
+                record = store.flow_run(run_id)
+                if record is not None and record.heartbeat is not None:
+                    beats.append(record.heartbeat)
+                time.sleep(0.01)
+
+    @flow(store=str(database))
+    def job() -> None:
+        watch(reflow.get_run_context().flow_run.id)  # type: ignore[union-attr]
+
+    flow_run = job.run()
+
+    assert flow_run.state.is_completed()
+    assert len(set(beats)) >= 2
+    with SQLiteStore(database) as store:
+        record = store.flow_run(flow_run.id)
+    assert record is not None
+    assert record.worker is not None
+    assert record.worker.endswith(f":{os.getpid()}")

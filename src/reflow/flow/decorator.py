@@ -526,6 +526,10 @@ class Flow(Generic[P, R]):
         self._transition(flow_run, state)
         if flow_run.persistence is not None:
             flow_run.persistence.end(flow_run)  # committed before the flow returns
+        self._finish_hooks(flow_run, state)
+
+    def _finish_hooks(self, flow_run: FlowRun, state: State[Any]) -> None:
+        """The hooks of a final state (the store calls this for a crash it detects)."""
         kind = _HOOK_OF.get(state.type.name)
         for hook in self.hooks[kind] if kind else ():
             try:

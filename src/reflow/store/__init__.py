@@ -8,6 +8,7 @@ write to a store yet.
 """
 
 from reflow.store.base import SQLStore, Store, StoreConflict, StoreError
+from reflow.store.persistence import mark_crashed, open_store
 from reflow.store.postgres import PostgresStore
 from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
 from reflow.store.results import (
@@ -33,5 +34,7 @@ __all__ = [
     "ResultCodec",
     "UntrustedResultError",
     "load_or_create_key",
+    "mark_crashed",
+    "open_store",
     "reflow_home",
 ]

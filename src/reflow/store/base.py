@@ -45,6 +45,14 @@ class Store(Protocol):
 
     def states(self, run_id: str) -> list[StateRecord]: ...
 
+    def heartbeat(self, run_ids: Iterable[str], at: float, worker: str) -> None:
+        """Say these runs are alive, run by `worker`, at time `at`."""
+        ...
+
+    def stale_runs(self, before: float) -> list[FlowRunRecord]:
+        """Runs not ended (nor paused) whose last heartbeat is older than `before`."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -195,6 +203,44 @@ class SQLStore:
             (run_id,),
         )
         return [sql.state_record(r) for r in rows]
+
+    def heartbeat(self, run_ids: Iterable[str], at: float, worker: str) -> None:
+        p = self.placeholder
+        rows = [(at, worker, run_id) for run_id in run_ids]
+        if rows:
+            with self._transaction() as cur:
+                cur.executemany(
+                    f"UPDATE reflow_flow_runs SET heartbeat = {p}, worker = {p} WHERE id = {p}",
+                    rows,
+                )
+
+    def stale_runs(self, before: float) -> list[FlowRunRecord]:
+        p = self.placeholder
+        rows = self._query(
+            f"SELECT {sql.FLOW_COLUMNS} FROM reflow_flow_runs WHERE state_type IN "
+            f"('PENDING', 'RUNNING', 'SCHEDULED') AND COALESCE(heartbeat, updated) < {p} "
+            "ORDER BY created",
+            (before,),
+        )
+        return [sql.flow_record(r) for r in rows]
+
+    def mark_crashed(self, run_id: str, at: float, message: str) -> bool:
+        """Mark a run that is not over as Crashed; False when it ended (or another process
+        marked it) meanwhile, so exactly one detector reports each crash."""
+        p = self.placeholder
+        with self._transaction() as cur:
+            cur.execute(
+                f"UPDATE reflow_flow_runs SET state = 'Crashed', state_type = 'CRASHED', "
+                f"updated = {p}, error = {p} WHERE id = {p} AND state_type IN "
+                "('PENDING', 'RUNNING', 'SCHEDULED')",
+                (at, message, run_id),
+            )
+            changed = bool(cur.rowcount == 1)
+            if changed:
+                cur.execute(
+                    sql.insert_state(p), (run_id, "flow", "Crashed", "CRASHED", at, message, 0)
+                )
+            return changed
 
     def close(self) -> None:
         with self._lock:

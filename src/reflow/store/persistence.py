@@ -10,10 +10,13 @@ earlier process return their stored results without running.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import runpy
+import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from reflow.store.sqlite import SQLiteStore
 from reflow.store.writer import Recorder
 
 _lock = threading.Lock()
+logger = logging.getLogger("reflow.store")
 _kept: dict[Any, StorePersistence] = {}
 
 
@@ -38,10 +42,15 @@ class StorePersistence:
         self.codec = codec
         self.recorder = Recorder(store, codec)
         self._completed: dict[str, dict[str, Any]] = {}
+        self._alive: set[str] = set()  # root runs of this process that are running
+        self._beating: threading.Thread | None = None
 
     def begin(self, flow_run: Any) -> None:
         record = self.recorder.flow_record(flow_run, flow_run.state)
         record.flow_path = flow_path(flow_run.flow)
+        record.heartbeat, record.worker = time.time(), WORKER
+        if flow_run.parent_id is None:
+            self._keep_alive(flow_run.id)
         try:
             record.call = self.codec.encode(flow_run.call)
         except Exception:
@@ -91,13 +100,91 @@ class StorePersistence:
         args, kwargs = self.codec.decode(record.call)
         return flow._resume_stored(run_id, tuple(args), dict(kwargs), self, record.run_key)
 
+    def _keep_alive(self, run_id: str) -> None:
+        """Beat for this run until it ends, so other processes can tell it is not dead."""
+        with _lock:
+            self._alive.add(run_id)
+            if self._beating is None:
+                self._beating = threading.Thread(
+                    target=self._beat, name="reflow-heartbeat", daemon=True
+                )
+                self._beating.start()
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(heartbeat_seconds())
+            alive = list(self._alive)
+            try:
+                self.store.heartbeat(alive, time.time(), WORKER)
+            except Exception:  # logged; the next beat tries again
+                logger.exception("reflow: writing the heartbeat of %d run(s) failed", len(alive))
+
     def end(self, flow_run: Any) -> None:
+        self._alive.discard(flow_run.id)
         if flow_run.parent_id is None:
             self.recorder.release(flow_run.id)  # flushed first: committed before returning
         else:
             self.recorder.flush()
         if not flow_run.state.is_paused():
             self._completed.pop(flow_run.id, None)
+
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+"""Who runs a run: this host and process (after a fork, see `_refresh_worker`)."""
+
+
+def _refresh_worker() -> None:
+    global WORKER
+    WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+os.register_at_fork(after_in_child=_refresh_worker)
+
+
+def heartbeat_seconds() -> float:
+    """How often a running flow run says it is alive: `REFLOW_HEARTBEAT_SECONDS` (10)."""
+    return float(os.environ.get("REFLOW_HEARTBEAT_SECONDS") or 10)
+
+
+def mark_crashed(store: Any = None, stale_after: float | None = None) -> list[str]:
+    """Mark the runs whose heartbeat is older than `stale_after` seconds (default: three
+    heartbeats) as Crashed, fire their flows' `on_crashed` hooks, and return their ids.
+
+    Each crash is reported once, whichever process looks. A crashed run can be resumed.
+    """
+    kept = persistence(True, store)
+    assert kept is not None
+    now = time.time()
+    limit = 3 * heartbeat_seconds() if stale_after is None else stale_after
+    crashed = []
+    for record in kept.store.stale_runs(now - limit):
+        seen = record.heartbeat or record.updated
+        message = f"no heartbeat from {record.worker or 'its process'} for {now - seen:.0f} s"
+        if kept.store.mark_crashed(record.id, now, message):
+            crashed.append(record.id)
+            _fire_on_crashed(record, message)
+    return crashed
+
+
+def _fire_on_crashed(record: Any, message: str) -> None:
+    from reflow.flow.run import FlowRun
+    from reflow.states import new_state
+
+    try:
+        flow = find_flow(record.flow_path) if record.flow_path else None
+    except Exception:
+        logger.warning(
+            "reflow: flow run %s crashed; its flow %s cannot be imported here, so its "
+            "on_crashed hooks were not called", record.id, record.flow_path,
+        )  # fmt: skip
+        return
+    if flow is None:
+        return
+    flow_run = FlowRun(flow, run_id=record.id)
+    flow_run.parameters = dict(record.parameters)
+    state = new_state("Crashed", message=message)
+    flow_run.states.append(state)
+    flow._finish_hooks(flow_run, state)
 
 
 def open_store(url: str | Path | None = None) -> SQLStore:

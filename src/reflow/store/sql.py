@@ -95,10 +95,14 @@ def upsert_flow_run(p: str) -> str:
     updates = ", ".join(
         f"{c} = excluded.{c}"
         for c in (
-            "state", "state_type", "parameters", "updated", "heartbeat", "worker",
-            "result_encoding", "result", "error", "version",
+            "state", "state_type", "parameters", "updated", "result_encoding", "result",
+            "error", "version",
         )
     )  # fmt: skip
+    # a record without a heartbeat (the writer's) keeps the one the heartbeat thread wrote
+    updates += ", " + ", ".join(
+        f"{c} = COALESCE(excluded.{c}, reflow_flow_runs.{c})" for c in ("heartbeat", "worker")
+    )
     return (
         f"INSERT INTO reflow_flow_runs ({FLOW_COLUMNS}) VALUES ({values}) "
         f"ON CONFLICT (id) DO UPDATE SET {updates}"
