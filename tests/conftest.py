@@ -16,6 +16,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def reflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A REFLOW_HOME for the whole run (signing key, default store): never the repository."""
+    home = tmp_path_factory.mktemp("reflow-home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REFLOW_HOME", str(home))
+    mp.delenv("REFLOW_STORE", raising=False)
+    return home
+
+
 MypyRun = Callable[..., tuple[str, int]]
 
 
