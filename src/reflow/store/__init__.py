@@ -19,6 +19,7 @@ from reflow.store.results import (
     reflow_home,
 )
 from reflow.store.sqlite import SQLiteStore
+from reflow.store.worker import run_worker, submit_run
 
 __all__ = [
     "Encoded",
@@ -37,4 +38,6 @@ __all__ = [
     "mark_crashed",
     "open_store",
     "reflow_home",
+    "run_worker",
+    "submit_run",
 ]

@@ -242,6 +242,24 @@ class SQLStore:
                 )
             return changed
 
+    def claim(self, worker: str, at: float) -> FlowRunRecord | None:
+        """Take the oldest queued (or crashed) run for `worker`, or None: one statement, so no
+        two workers ever take the same run."""
+        p = self.placeholder
+        rows = self._query(
+            "UPDATE reflow_flow_runs SET state = 'Pending', state_type = 'PENDING', "
+            f"worker = {p}, heartbeat = {p}, updated = {p} WHERE id = ("
+            "SELECT id FROM reflow_flow_runs WHERE state_type IN ('SCHEDULED', 'CRASHED') "
+            f"ORDER BY created, id LIMIT 1{self.skip_locked}) "
+            "AND state_type IN ('SCHEDULED', 'CRASHED') "
+            f"RETURNING {sql.FLOW_COLUMNS}",
+            (worker, at, at),
+        )
+        return sql.flow_record(rows[0]) if rows else None
+
+    skip_locked = ""
+    """How the backend skips rows another transaction is claiming (PostgreSQL's clause)."""
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

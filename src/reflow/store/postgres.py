@@ -17,6 +17,7 @@ class PostgresStore(SQLStore):
     """A store in a PostgreSQL database, e.g. `PostgresStore("postgresql://user@host/db")`."""
 
     placeholder = "%s"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
     types: ClassVar[dict[str, str]] = {
         "blob": "BYTEA",
         "real": "DOUBLE PRECISION",
