@@ -9,6 +9,7 @@ earlier process return their stored results without running.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import os
@@ -185,6 +186,22 @@ def _fire_on_crashed(record: Any, message: str) -> None:
     state = new_state("Crashed", message=message)
     flow_run.states.append(state)
     flow._finish_hooks(flow_run, state)
+
+
+def _close_all() -> None:
+    """At exit: write what is pending, then close the stores (connections, files)."""
+    with _lock:
+        kept = list(_kept.values())
+        _kept.clear()
+    for each in kept:
+        try:
+            each.recorder.flush()
+            each.store.close()
+        except Exception:
+            logger.exception("reflow: closing the store %r at exit failed", each.store)
+
+
+atexit.register(_close_all)
 
 
 def open_store(url: str | Path | None = None) -> SQLStore:
