@@ -78,7 +78,8 @@ class Recorder:
                 tracked[event.run_id] = tracked[event.parent_id or ""]  # a subflow
             self._pending.append(event)
             self._queued += 1
-            self._cond.notify_all()
+            if len(self._pending) == 1:  # the writer sleeps only on an empty batch
+                self._cond.notify_all()
 
     def flush(self) -> None:
         """Wait until everything published so far is written."""
@@ -105,22 +106,18 @@ class Recorder:
                 self._cond.notify_all()
 
     def _write(self, batch: list[events.StateChange]) -> None:
-        states = []
-        flows: dict[str, FlowRunRecord] = {}
-        tasks: dict[str, TaskRunRecord] = {}
-        for event in batch:
-            state = event.state
-            states.append(
-                StateRecord(
-                    event.run_id, event.run_kind, state.name, state.type.name, state.timestamp,
-                    state.message, state.attempt,
-                )
-            )  # fmt: skip
-            if event.run_kind == "flow":
-                flows[event.run_id] = self.flow_record(event.run, state)
-            else:
-                tasks[event.run_id] = self._task_record(event.run, state)
-        self.store.write(flow_runs=flows.values(), task_runs=tasks.values(), states=states)
+        """One transaction: every state change, and each run's record as of its last one."""
+        states = [
+            (e.run_id, e.run_kind, e.state.name, e.state.type.name, e.state.timestamp,
+             e.state.message, e.state.attempt)
+            for e in batch
+        ]  # fmt: skip
+        last = {e.run_id: e for e in batch}  # records are built once per run, not per state
+        flows = [self.flow_record(e.run, e.state) for e in last.values() if e.run_kind == "flow"]
+        tasks = [self._task_record(e.run, e.state) for e in last.values() if e.run_kind != "flow"]
+        self.store.write(
+            flow_runs=flows, task_runs=tasks, states=[StateRecord(*row) for row in states]
+        )
 
     def flow_record(self, flow_run: Any, state: Any) -> FlowRunRecord:
         """The flow run's record as of `state`."""
