@@ -14,6 +14,7 @@ import pytest
 from reflow.store import SQLiteStore, open_store, run_worker, submit_run
 
 HERE = Path(__file__).parent
+RUNS = 500  # queued runs for four worker processes, as the issue asks
 sys.path.insert(0, str(HERE))
 import worker_flows  # noqa: E402 - found on the path just set, as the workers find it
 
@@ -55,7 +56,7 @@ def test_workers_share_a_postgres_queue_and_survive_a_kill(
     )  # fmt: skip
     os.environ["WORK_SIDE"] = str(side)
     try:
-        ids = [submit_run(worker_flows.job, i, store=postgres_url) for i in range(40)]
+        ids = [submit_run(worker_flows.job, i, store=postgres_url) for i in range(RUNS)]
     finally:
         del os.environ["WORK_SIDE"]
     code = (
@@ -82,12 +83,12 @@ def test_workers_share_a_postgres_queue_and_survive_a_kill(
             log.close()
 
     ran = [int(x) for x in side.read_text().split()]
-    assert sorted(set(ran)) == list(range(40))
-    assert sorted(ran) == sorted([*range(40), 7])  # each once; 7 again after its worker died
+    assert sorted(set(ran)) == list(range(RUNS))
+    assert sorted(ran) == sorted([*range(RUNS), 7])  # each once; 7 again after its worker died
     store = open_store(postgres_url)
     try:
         records = [store.flow_run(i) for i in ids]
-        assert [r.state for r in records] == ["Completed"] * 40  # type: ignore[union-attr]
+        assert [r.state for r in records] == ["Completed"] * RUNS  # type: ignore[union-attr]
         assert {r.result for r in records} != {None}  # type: ignore[union-attr]
     finally:
         store.close()
