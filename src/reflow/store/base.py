@@ -197,12 +197,19 @@ class SQLStore:
         return sql.task_record(rows[0]) if rows else None
 
     def states(self, run_id: str) -> list[StateRecord]:
+        """A run's state changes in order: a flow run's rows, or a task run's own list."""
         rows = self._query(
             "SELECT run_id, run_kind, name, type, timestamp, message, attempt FROM "
             f"reflow_states WHERE run_id = {self.placeholder} ORDER BY seq",
             (run_id,),
         )
-        return [sql.state_record(r) for r in rows]
+        if rows:
+            return [sql.state_record(r) for r in rows]
+        found = self._query(
+            f"SELECT {sql.TASK_COLUMNS} FROM reflow_task_runs WHERE id = {self.placeholder}",
+            (run_id,),
+        )
+        return sql.task_record(found[0]).states if found else []
 
     def heartbeat(self, run_ids: Iterable[str], at: float, worker: str) -> None:
         p = self.placeholder

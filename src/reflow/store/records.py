@@ -12,6 +12,19 @@ from typing import Any
 from reflow.store.results import Encoded
 
 
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """One state change of a run (flow, task or atom), in the order they happened."""
+
+    run_id: str
+    run_kind: str
+    name: str
+    type: str
+    timestamp: float
+    message: str = ""
+    attempt: int = 0
+
+
 @dataclass(slots=True)
 class FlowRunRecord:
     """One flow run as stored."""
@@ -53,16 +66,6 @@ class TaskRunRecord:
     attempts: int = 0
     result: Encoded | None = None
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StateRecord:
-    """One state change of a run (flow, task or atom), in the order they happened."""
-
-    run_id: str
-    run_kind: str
-    name: str
-    type: str
-    timestamp: float
-    message: str = ""
-    attempt: int = 0
+    states: list[StateRecord] = field(default_factory=list)
+    """The run's state changes so far, kept in its own row (one write per task, not per
+    state)."""

@@ -64,6 +64,7 @@ MIGRATIONS: list[list[str]] = [
             result_encoding TEXT,
             result {blob},
             error TEXT,
+            states TEXT NOT NULL,
             UNIQUE (flow_run_id, call_key)
         )""",
         """CREATE TABLE reflow_states (
@@ -86,7 +87,7 @@ FLOW_COLUMNS = (
 )
 TASK_COLUMNS = (
     "id, flow_run_id, call_key, task_name, state, state_type, upstream, attempts, created, "
-    "updated, result_encoding, result, error"
+    "updated, result_encoding, result, error, states"
 )
 
 
@@ -111,12 +112,12 @@ def upsert_flow_run(p: str) -> str:
 
 def upsert_task_run(p: str) -> str:
     """Keyed by the call: a new run of a call (a retry, a resume) replaces the stored one."""
-    values = ", ".join([p] * 13)
+    values = ", ".join([p] * 14)
     updates = ", ".join(
         f"{c} = excluded.{c}"
         for c in (
             "id", "task_name", "state", "state_type", "upstream", "attempts", "created",
-            "updated", "result_encoding", "result", "error",
+            "updated", "result_encoding", "result", "error", "states",
         )
     )  # fmt: skip
     return (
@@ -147,6 +148,7 @@ def task_row(r: TaskRunRecord) -> tuple[Any, ...]:
     return (
         r.id, r.flow_run_id, r.key, r.task_name, r.state, r.state_type, json.dumps(r.upstream),
         r.attempts, r.created, r.updated, encoding, blob, r.error,
+        json.dumps([[s.name, s.type, s.timestamp, s.message, s.attempt] for s in r.states]),
     )  # fmt: skip
 
 
@@ -176,6 +178,7 @@ def task_record(row: Sequence[Any]) -> TaskRunRecord:
         id=row[0], flow_run_id=row[1], key=row[2], task_name=row[3], state=row[4],
         state_type=row[5], upstream=json.loads(row[6]), attempts=row[7], created=row[8],
         updated=row[9], result=_encoded(row[10], row[11]), error=row[12],
+        states=[StateRecord(row[0], "task", *s) for s in json.loads(row[13])],
     )  # fmt: skip
 
 

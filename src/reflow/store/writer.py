@@ -106,18 +106,20 @@ class Recorder:
                 self._cond.notify_all()
 
     def _write(self, batch: list[events.StateChange]) -> None:
-        """One transaction: every state change, and each run's record as of its last one."""
+        """One transaction: each run's record as of its last change in the batch; a flow
+        run's changes as rows of their own, a task run's inside its record."""
         states = [
-            (e.run_id, e.run_kind, e.state.name, e.state.type.name, e.state.timestamp,
-             e.state.message, e.state.attempt)
+            StateRecord(
+                e.run_id, e.run_kind, e.state.name, e.state.type.name, e.state.timestamp,
+                e.state.message, e.state.attempt,
+            )
             for e in batch
+            if e.run_kind == "flow"
         ]  # fmt: skip
         last = {e.run_id: e for e in batch}  # records are built once per run, not per state
         flows = [self.flow_record(e.run, e.state) for e in last.values() if e.run_kind == "flow"]
         tasks = [self._task_record(e.run, e.state) for e in last.values() if e.run_kind != "flow"]
-        self.store.write(
-            flow_runs=flows, task_runs=tasks, states=[StateRecord(*row) for row in states]
-        )
+        self.store.write(flow_runs=flows, task_runs=tasks, states=states)
 
     def flow_record(self, flow_run: Any, state: Any) -> FlowRunRecord:
         """The flow run's record as of `state`."""
@@ -152,6 +154,10 @@ class Recorder:
             attempts=len(run.attempts),
             result=self._encode(state.data) if state.is_completed() else None,
             error=_error(state),
+            states=[
+                StateRecord(run.id, "task", s.name, s.type.name, s.timestamp, s.message, s.attempt)
+                for s in _until(run.states, state)
+            ],
         )
 
     def _encode(self, value: Any) -> Encoded | None:
@@ -162,6 +168,14 @@ class Recorder:
                 "reflow: a result cannot be stored (%s); its run is kept without it", exc
             )
             return None
+
+
+def _until(states: list[Any], last: Any) -> list[Any]:
+    """The run's states up to `last` (the run may have gone on since the event)."""
+    for i in range(len(states) - 1, -1, -1):
+        if states[i] is last:
+            return states[: i + 1]
+    return list(states)
 
 
 def _error(state: Any) -> str | None:
