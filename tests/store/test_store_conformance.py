@@ -266,3 +266,17 @@ def test_two_postgres_stores_opening_at_once_migrate_once(postgres_url: str) -> 
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_task_runs_states_are_kept_in_its_record(store: SQLStore) -> None:
+    history = [
+        StateRecord("t1", "task", "Pending", "PENDING", 1.0),
+        StateRecord("t1", "task", "Running", "RUNNING", 2.0, "", 1),
+        StateRecord("t1", "task", "Failed", "FAILED", 3.0, "ValueError: x", 1),
+    ]
+    store.write(task_runs=[task_record("t1", "fetch-0", states=history)])
+
+    (run,) = store.task_runs("f1")
+
+    assert run.states == history
+    assert store.states("t1") == history
