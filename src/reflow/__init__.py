@@ -51,6 +51,14 @@ def resume(run_id: str, store: object = None) -> object:
     return resume_stored(run_id, store)
 
 
+def submit_run(flow: object, *args: object, store: object = None, **kwargs: object) -> str:
+    """Queue a run of `flow` with these arguments for a worker (`reflow.worker.run`); returns
+    the run's id. The arguments are checked now."""
+    from reflow.store.worker import submit_run as queue
+
+    return queue(flow, *args, store=store, **kwargs)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -81,6 +89,7 @@ __all__ = [
     "get_run_logger",
     "resume",
     "retry",
+    "submit_run",
     "task",
     "triggers",
     "unmapped",

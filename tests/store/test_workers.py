@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import reflow
+import reflow.worker
 from reflow.store import SQLiteStore, open_store, run_worker, submit_run
 
 HERE = Path(__file__).parent
@@ -24,12 +26,12 @@ def test_a_worker_runs_each_queued_run_once(
 ) -> None:
     monkeypatch.setenv("WORK_SIDE", str(tmp_path / "side.txt"))
     store = str(tmp_path / "queue.db")
-    ids = [submit_run(worker_flows.job, i, store=store) for i in range(5)]
+    ids = [reflow.submit_run(worker_flows.job, i, store=store) for i in range(5)]
 
     with SQLiteStore(tmp_path / "queue.db") as db:
         assert {db.flow_run(i).state for i in ids} == {"Scheduled"}  # type: ignore[union-attr]
 
-    ran = run_worker(store, idle_exit=0.2, poll=0.01)
+    ran = reflow.worker.run(store, idle_exit=0.2, poll=0.01)
 
     assert ran == 5
     assert sorted(int(x) for x in (tmp_path / "side.txt").read_text().split()) == [0, 1, 2, 3, 4]
