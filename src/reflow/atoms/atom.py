@@ -288,52 +288,57 @@ def _call_accepting(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     return fn(**{k: v for k, v in kwargs.items() if k in wanted})
 
 
-class MapFunctorTask(Task):
+class _OverRequirements(Task):
+    """A task applying one function over its requirements' values, in the order listed."""
+
+    verb = ""
+    least = 1
+    """How many requirements it needs at least."""
+    needs = ""
+    """What its error says it needs."""
+
+    def __init__(
+        self,
+        functor: Callable[..., Any],
+        requires: str | Iterable[str],
+        name: str | None = None,
+        provides: str | Iterable[str] | Mapping[str, Any] | None = None,
+        inject: Mapping[str, Any] | None = None,
+    ) -> None:
+        kind = type(self).__name__
+        if not callable(functor):
+            raise TypeError(f"{kind} takes a function, got {functor!r}")
+        self.functor = functor
+        self.order = _names(requires, "requires")
+        if len(self.order) < self.least:
+            raise ValueError(f"{kind} needs at least {self.needs}")
+        if name is None:
+            name = f"{self.verb}({getattr(functor, '__qualname__', functor)})"
+        super().__init__(name, provides, self.order, False, None, inject)
+
+    def _values(self, kwargs: dict[str, Any]) -> list[Any]:
+        return [kwargs[name] for name in self.order]
+
+
+class MapFunctorTask(_OverRequirements):
     """Applies `functor` to each of its requirements: the result is the list, in order."""
 
-    def __init__(
-        self,
-        functor: Callable[[Any], Any],
-        requires: str | Iterable[str],
-        name: str | None = None,
-        provides: str | Iterable[str] | Mapping[str, Any] | None = None,
-        inject: Mapping[str, Any] | None = None,
-    ) -> None:
-        if not callable(functor):
-            raise TypeError(f"MapFunctorTask takes a function, got {functor!r}")
-        self.functor = functor
-        self.order = _names(requires, "requires")
-        if not self.order:
-            raise ValueError("MapFunctorTask needs at least one requirement to map over")
-        name = name if name is not None else f"map({getattr(functor, '__qualname__', functor)})"
-        super().__init__(name, provides, self.order, False, None, inject)
+    verb = "map"
+    needs = "one requirement to map over"
 
     def execute(self, **kwargs: Any) -> list[Any]:
-        return [self.functor(kwargs[name]) for name in self.order]
+        return [self.functor(value) for value in self._values(kwargs)]
 
 
-class ReduceFunctorTask(Task):
+class ReduceFunctorTask(_OverRequirements):
     """Reduces its requirements, in order, with `functor(a, b)` (like functools.reduce)."""
 
-    def __init__(
-        self,
-        functor: Callable[[Any, Any], Any],
-        requires: str | Iterable[str],
-        name: str | None = None,
-        provides: str | Iterable[str] | Mapping[str, Any] | None = None,
-        inject: Mapping[str, Any] | None = None,
-    ) -> None:
-        if not callable(functor):
-            raise TypeError(f"ReduceFunctorTask takes a function, got {functor!r}")
-        self.functor = functor
-        self.order = _names(requires, "requires")
-        if len(self.order) < 2:
-            raise ValueError("ReduceFunctorTask needs at least two requirements to reduce")
-        name = name if name is not None else f"reduce({getattr(functor, '__qualname__', functor)})"
-        super().__init__(name, provides, self.order, False, None, inject)
+    verb = "reduce"
+    least = 2
+    needs = "two requirements to reduce"
 
     def execute(self, **kwargs: Any) -> Any:
-        return functools.reduce(self.functor, [kwargs[name] for name in self.order])
+        return functools.reduce(self.functor, self._values(kwargs))
 
 
 def as_atom(item: Any) -> Atom:
