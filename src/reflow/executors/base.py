@@ -13,6 +13,7 @@ executor receives each attempt's function and arguments, which it must serialise
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -39,6 +40,45 @@ class Executor(Protocol):
     def shutdown(self) -> None:
         """A flow run that called `start()` is over: free what the last one no longer needs."""
         ...
+
+
+class SharedPool:
+    """A pool that flow runs share: the first `start()` makes it, the last `shutdown()` ends
+    it (subclasses say how, in `_make_pool` and `_end_pool`)."""
+
+    def __init__(self) -> None:
+        self._pool: Any = None
+        self._users = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._pool is None:
+                self._pool = self._make_pool()
+            self._users += 1
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._users -= 1
+            pool = self._pool if self._users <= 0 else None
+            if pool is not None:
+                self._pool, self._users = None, 0
+        if pool is not None:
+            self._end_pool(pool)
+
+    def _running_pool(self) -> Any:
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.submit() before start(): a flow run starts it"
+            )
+        return pool
+
+    def _make_pool(self) -> Any:
+        raise NotImplementedError
+
+    def _end_pool(self, pool: Any) -> None:
+        raise NotImplementedError
 
 
 class SerializationError(TypeError):

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import threading
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from reflow.executors.base import SerializationError
+from reflow.executors.base import SerializationError, SharedPool
 
 T = TypeVar("T")
 
 
-class ProcessExecutor:
+class ProcessExecutor(SharedPool):
     """Runs task attempts on up to `max_workers` processes (default: one per CPU).
 
     The pool is pebble's: an attempt given up on (its timeout passed, its flow ended) is
@@ -48,21 +47,22 @@ class ProcessExecutor:
             )
         self.max_workers = max_workers
         self.mp_context = mp_context
-        self._pool: Any = None  # a pebble.ProcessPool while some flow run uses this executor
-        self._users = 0
-        self._lock = threading.Lock()
+        super().__init__()
 
-    def start(self) -> None:
+    def _make_pool(self) -> Any:
         import multiprocessing
 
         import cloudpickle  # noqa: F401 - fail at the start of the flow, not at its first task
         import pebble
 
-        with self._lock:
-            if self._pool is None:
-                context = multiprocessing.get_context(self.mp_context)
-                self._pool = pebble.ProcessPool(self.max_workers, context=context)
-            self._users += 1
+        context = multiprocessing.get_context(self.mp_context)
+        return pebble.ProcessPool(self.max_workers, context=context)
+
+    def _end_pool(self, pool: Any) -> None:
+        # Attempts still running were given up on by their flow (a timeout): Python cannot
+        # stop them inside a worker, so stop() terminates the workers; nothing waits.
+        pool.stop()
+        pool.join()
 
     def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
@@ -70,26 +70,13 @@ class ProcessExecutor:
         """Run the call in a worker; cancelling the returned future stops it even mid-run."""
         payload = dumps((fn, args, kwargs), f"the call of {_name(fn)}")
         with self._lock:
-            pool = self._pool
-            if pool is None:
-                raise RuntimeError("ProcessExecutor.submit() before start(): a flow run starts it")
-            inner: concurrent.futures.Future[bytes] = pool.schedule(_run_payload, (payload,))
+            inner: concurrent.futures.Future[bytes] = self._running_pool().schedule(
+                _run_payload, (payload,)
+            )
         outer: concurrent.futures.Future[T] = concurrent.futures.Future()
         inner.add_done_callback(lambda done: _settle(outer, done, fn))
         outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
         return outer
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._users -= 1
-            pool = self._pool if self._users <= 0 else None
-            if pool is not None:
-                self._pool, self._users = None, 0
-        if pool is not None:
-            # Attempts still running were given up on by their flow (a timeout): Python cannot
-            # stop them inside a worker, so stop() terminates the workers; nothing waits.
-            pool.stop()
-            pool.join()
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(max_workers={self.max_workers}, mp_context={self.mp_context!r})"

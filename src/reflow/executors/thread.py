@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from reflow.executors.base import SharedPool
 
 T = TypeVar("T")
 
@@ -16,7 +17,7 @@ def default_workers() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-class ThreadExecutor:
+class ThreadExecutor(SharedPool):
     """Runs task runs on up to `max_workers` threads. Good for I/O-bound tasks; CPU-bound
     Python code is better served by `ProcessExecutor` (the GIL lets one thread compute)."""
 
@@ -30,34 +31,21 @@ class ThreadExecutor:
                 f"ThreadExecutor(max_workers=...) takes an int >= 1, got {max_workers!r}"
             )
         self.max_workers = max_workers
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._users = 0
-        self._lock = threading.Lock()
+        super().__init__()
 
-    def start(self) -> None:
-        with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    self.max_workers, thread_name_prefix="reflow-worker"
-                )
-            self._users += 1
+    def _make_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        return concurrent.futures.ThreadPoolExecutor(
+            self.max_workers, thread_name_prefix="reflow-worker"
+        )
+
+    def _end_pool(self, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        pool.shutdown(wait=False)  # the flow waited for its runs; stragglers end on their own
 
     def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[T]:
-        pool = self._pool
-        if pool is None:
-            raise RuntimeError("ThreadExecutor.submit() before start(): a flow run starts it")
+        pool: concurrent.futures.ThreadPoolExecutor = self._running_pool()
         return pool.submit(fn, *args, **kwargs)
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._users -= 1
-            pool = self._pool if self._users <= 0 else None
-            if pool is not None:
-                self._pool, self._users = None, 0
-        if pool is not None:
-            pool.shutdown(wait=False)  # the flow waited for its runs; stragglers end on their own
 
     def __repr__(self) -> str:
         return f"ThreadExecutor(max_workers={self.max_workers})"
