@@ -52,16 +52,11 @@ executor and parallel vs parallel, on both workloads.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,9 +74,7 @@ WARM_UP_N = 10  # atoms of the untimed warm-up run
 FULL_SECONDS = 10.0  # a cell's timed runs stop once they took this long (--seconds)
 QUICK_SECONDS = 0.5
 CHILD_TIMEOUT = 300.0  # seconds a subprocess may take, all told
-RESULT_MARK = "ATOMS-OVERHEAD-RESULT "
 TARGET_RATIO = 50.0
-MISSED = "(some targets missed or could not be measured; the exit status stays 0: a report)"
 
 
 @dataclass(frozen=True)
@@ -168,15 +161,32 @@ def check_result(workload: str, n: int, store: Any) -> None:
 # --- the libraries: each builds and runs the two workloads -----------------------------------
 
 
-class Impl:
-    note = ""  # what the report should know about how it ran
+class Impl(_timing.Impl):
+    """Builds the two workloads alike in both libraries; a subclass gives its classes and run."""
+
     build_ns = 0  # of the last run: the time spent building the flow
+    Inc: Any  # the library's Task subclass whose execute(x) returns inc(x)
+    LinearFlow: Callable[[str], Any]  # a pattern's class, called with the flow's name
+    UnorderedFlow: Callable[[str], Any]
+
+    def run(self, flow: Any, store: dict[str, Any] | None) -> dict[str, Any]:
+        raise NotImplementedError
 
     def linear(self, n: int) -> dict[str, Any]:
-        raise NotImplementedError
+        start = time.perf_counter_ns()
+        flow = self.LinearFlow("linear")
+        for i in range(n):
+            flow.add(self.Inc(name=f"inc-{i}", rebind={"x": f"x{i}"}, provides=f"x{i + 1}"))
+        self.build_ns = time.perf_counter_ns() - start
+        return self.run(flow, {"x0": 0})
 
     def unordered(self, n: int) -> dict[str, Any]:
-        raise NotImplementedError
+        start = time.perf_counter_ns()
+        flow = self.UnorderedFlow("unordered")
+        for i in range(n):
+            flow.add(self.Inc(name=f"inc-{i}", inject={"x": i}, provides=f"y{i}"))
+        self.build_ns = time.perf_counter_ns() - start
+        return self.run(flow, None)
 
 
 class ReflowImpl(Impl):
@@ -189,26 +199,14 @@ class ReflowImpl(Impl):
                 return inc(x)
 
         self.atoms, self.Inc = reflow.atoms, Inc
+        self.LinearFlow, self.UnorderedFlow = reflow.atoms.LinearFlow, reflow.atoms.UnorderedFlow
         self.new_executor: Callable[[], Any] = (
             InlineExecutor if mode == "serial" else ThreadExecutor
         )
         self.note = f"a fresh {self.new_executor()!r} per run"
 
-    def linear(self, n: int) -> dict[str, Any]:
-        start = time.perf_counter_ns()
-        flow = self.atoms.LinearFlow("linear")
-        for i in range(n):
-            flow.add(self.Inc(name=f"inc-{i}", rebind={"x": f"x{i}"}, provides=f"x{i + 1}"))
-        self.build_ns = time.perf_counter_ns() - start
-        return self.atoms.run(flow, store={"x0": 0}, executor=self.new_executor())
-
-    def unordered(self, n: int) -> dict[str, Any]:
-        start = time.perf_counter_ns()
-        flow = self.atoms.UnorderedFlow("unordered")
-        for i in range(n):
-            flow.add(self.Inc(name=f"inc-{i}", inject={"x": i}, provides=f"y{i}"))
-        self.build_ns = time.perf_counter_ns() - start
-        return self.atoms.run(flow, executor=self.new_executor())
+    def run(self, flow: Any, store: dict[str, Any] | None) -> dict[str, Any]:
+        return self.atoms.run(flow, store=store, executor=self.new_executor())
 
 
 class TaskFlowImpl(Impl):
@@ -222,27 +220,13 @@ class TaskFlowImpl(Impl):
                 return inc(x)
 
         self.engines, self.Inc = taskflow.engines, Inc
-        self.linear_flow, self.unordered_flow = linear_flow, unordered_flow
+        self.LinearFlow, self.UnorderedFlow = linear_flow.Flow, unordered_flow.Flow
         self.mode = mode
         if mode == "parallel":
             self.note = "its default executor, a thread pool made per run"
 
-    def linear(self, n: int) -> dict[str, Any]:
-        start = time.perf_counter_ns()
-        flow = self.linear_flow.Flow("linear")
-        for i in range(n):
-            flow.add(self.Inc(name=f"inc-{i}", rebind={"x": f"x{i}"}, provides=f"x{i + 1}"))
-        self.build_ns = time.perf_counter_ns() - start
-        result: dict[str, Any] = self.engines.run(flow, store={"x0": 0}, engine=self.mode)
-        return result
-
-    def unordered(self, n: int) -> dict[str, Any]:
-        start = time.perf_counter_ns()
-        flow = self.unordered_flow.Flow("unordered")
-        for i in range(n):
-            flow.add(self.Inc(name=f"inc-{i}", inject={"x": i}, provides=f"y{i}"))
-        self.build_ns = time.perf_counter_ns() - start
-        result: dict[str, Any] = self.engines.run(flow, engine=self.mode)
+    def run(self, flow: Any, store: dict[str, Any] | None) -> dict[str, Any]:
+        result: dict[str, Any] = self.engines.run(flow, store=store, engine=self.mode)
         return result
 
 
@@ -254,94 +238,35 @@ def make_impl(framework: Framework) -> Impl:
 # --- one cell, in its own subprocess ---------------------------------------------------------
 
 
-def first_line(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}".strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:300]
-
-
 def run_one(key: str, workload: str, n: int, repeats: int, seconds: float) -> dict[str, Any]:
     """Set up `key`, warm up, time up to `repeats` runs of `workload`; what the parent reports."""
-    out: dict[str, Any] = {
-        "n": n,
-        "times_ns": [],
-        "build_ns": [],
-        "threads": [],
-        "error": None,
-        "note": "",
-    }
-    started = time.perf_counter()
-    try:
-        impl = make_impl(BY_KEY[key])
-    except Exception as error:
-        traceback.print_exc()
-        out["error"] = f"unavailable: {first_line(error)}"
-        out["rss_peak_mb"] = _timing.peak_rss_mb()
-        return out
-    out["setup_s"] = time.perf_counter() - started
-    out["rss_setup_mb"] = _timing.peak_rss_mb()
-    out["note"] = impl.note
-    fn = impl.linear if workload == "linear" else impl.unordered
-    try:
-        warm = min(n, WARM_UP_N)
-        check_result(workload, warm, fn(warm))
-        spent = 0.0
-        for _ in range(repeats):
-            reset_threads()
-            start = time.perf_counter_ns()
-            result = fn(n)
-            elapsed = time.perf_counter_ns() - start
-            check_result(workload, n, result)
-            out["times_ns"].append(elapsed)
-            out["build_ns"].append(impl.build_ns)
-            out["threads"].append(len(_threads))
-            spent += elapsed / 1e9
-            if spent >= seconds:
-                break
-    except Exception as error:
-        traceback.print_exc()
-        out["error"] = first_line(error)
-    out["rss_peak_mb"] = _timing.peak_rss_mb()
-    return out
-
-
-def child_main(args: Any) -> int:
-    key, workload = args.one
-    n = args.n or FULL_N[workload]
-    out = run_one(key, workload, n, args.repeats or 3, args.seconds or FULL_SECONDS)
-    sys.stdout.write("\n" + RESULT_MARK + json.dumps(out) + "\n")
-    sys.stdout.flush()
-    return 0
+    return _timing.run_one(
+        lambda: make_impl(BY_KEY[key]),
+        lambda impl: impl.linear if workload == "linear" else impl.unordered,
+        lambda n, store: check_result(workload, n, store),
+        n,
+        repeats,
+        seconds,
+        WARM_UP_N,
+        reset=reset_threads,
+        record=lambda impl: {"build_ns": impl.build_ns, "threads": len(_threads)},
+        tracebacks=True,
+    )
 
 
 # --- the parent: every cell, then the report -------------------------------------------------
 
 
 @dataclass
-class Result:
-    framework: Framework
-    workload: str
-    n: int
-    times_ns: list[int] = field(default_factory=list)
+class Result(_timing.CellResult):
     build_ns: list[int] = field(default_factory=list)
     threads: list[int] = field(default_factory=list)
-    error: str | None = None
-    note: str = ""
-    setup_s: float | None = None
-    rss_setup_mb: float | None = None
-    rss_peak_mb: float | None = None
-    wall_s: float = 0.0
 
     def best(self, stat: str) -> int | None:
         """Index of the run that counts (min), or None for the median of the runs."""
         if stat == "min":
             return self.times_ns.index(min(self.times_ns))
         return None
-
-    def us_per_atom(self, stat: str) -> float | None:
-        if not self.times_ns or self.error:
-            return None
-        best = min(self.times_ns) if stat == "min" else statistics.median(self.times_ns)
-        return best / 1000 / self.n
 
     def build_us_per_atom(self, stat: str) -> float | None:
         if not self.build_ns or self.error:
@@ -351,76 +276,6 @@ class Result:
         return build / 1000 / self.n
 
 
-def run_cell(
-    framework: Framework, workload: str, n: int, settings: _timing.Settings, logs: str
-) -> Result:
-    log = os.path.join(logs, f"{framework.key}-{workload}.log")
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--one",
-        framework.key,
-        workload,
-        "--n",
-        str(n),
-        "--repeats",
-        str(settings.repeats),
-        "--seconds",
-        str(settings.seconds),
-    ]
-    result = Result(framework, workload, n)
-    started = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as err:
-        try:
-            done = subprocess.run(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                timeout=CHILD_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            result.error = f"timed out after {CHILD_TIMEOUT:g} s"
-            return result
-        finally:
-            result.wall_s = time.perf_counter() - started
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    if not lines:
-        tail = _timing.log_tail(log, 5).strip().replace("\n", " / ")
-        result.error = f"subprocess exited {done.returncode} with no result: {tail[-400:]}"
-        return result
-    out = json.loads(lines[-1][len(RESULT_MARK) :])
-    for name in (
-        "times_ns",
-        "build_ns",
-        "threads",
-        "error",
-        "note",
-        "setup_s",
-        "rss_setup_mb",
-        "rss_peak_mb",
-    ):
-        setattr(result, name, out.get(name, getattr(result, name)))
-    if result.error and not result.error.startswith("unavailable"):
-        tail = _timing.log_tail(log, 3).strip().replace("\n", " / ")
-        if tail:
-            result.error += f" (stderr: {tail[-300:]})"
-    return result
-
-
-def load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except OSError:
-        return "?"
-
-
-def fmt_mb(mb: float | None) -> str:
-    return "-" if mb is None else f"{mb:,.0f} MB"
-
-
 def fmt_threads(threads: list[int]) -> str:
     if not threads:
         return "-"
@@ -428,109 +283,49 @@ def fmt_threads(threads: list[int]) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
-def ratio_of(
-    results: dict[tuple[str, str], Result], top: str, bottom: str, workload: str, stat: str
-) -> float | None:
-    a, b = results.get((top, workload)), results.get((bottom, workload))
-    ua = a.us_per_atom(stat) if a else None
-    ub = b.us_per_atom(stat) if b else None
-    return ua / ub if ua is not None and ub else None
-
-
 def report(
     results: dict[tuple[str, str], Result],
     frameworks: list[Framework],
     workloads: list[str],
     settings: _timing.Settings,
-    wall: float,
     quick: bool,
-    load: str,
+    whole_run: str,
 ) -> tuple[str, bool]:
     stat = settings.stat
     lines = [
         _timing.environment(("reflow", "taskflow")),
-        f"one fresh subprocess per cell; {stat} of up to {settings.repeats} timed runs of the "
-        f"whole workload per cell (fewer once its runs took {settings.seconds:g} s), after one "
-        f"untimed run of {WARM_UP_N} atoms; timed: building the flow + compile/load + run, to "
+        _timing.describe_cells(settings, f"{WARM_UP_N} atoms")
+        + "; timed: building the flow + compile/load + run, to "
         "the returned dict; us/atom = run time / n; vs reflow = us/atom / reflow's in the same "
         "mode (serial or parallel); build = the part spent building the flow; threads = "
         "threads the atoms ran on; peak RSS = the subprocess's ru_maxrss, setup = after imports",
     ]
     for workload in workloads:
-        lines += ["", f"### {WORKLOAD_TITLES[workload]}", ""]
-        lines += _timing.table_head(
-            [
-                "framework",
-                "n",
-                "us/atom",
-                "vs reflow",
-                "of which build",
-                "threads",
-                "peak RSS",
-                "RSS after setup",
-                "runs",
-                "import",
-            ],
-            left=1,
-        )
+        rows = []
         for framework in frameworks:
             r = results.get((framework.key, workload))
             if r is None:
                 continue
-            us = r.us_per_atom(stat)
-            if us is None:
-                row = [
-                    framework.label,
-                    f"{r.n:,}",
-                    r.error or "no runs",
-                    "-",
-                    "-",
-                    "-",
-                    fmt_mb(r.rss_peak_mb),
-                    fmt_mb(r.rss_setup_mb),
-                    str(len(r.times_ns)),
-                    "-",
-                ]
-            else:
-                ratio = ratio_of(results, framework.key, reflow_of(framework.mode), workload, stat)
-                build = r.build_us_per_atom(stat)
-                row = [
-                    framework.label,
-                    f"{r.n:,}",
-                    _timing.fmt_us(us),
-                    "-" if ratio is None else _timing.fmt_ratio(ratio),
-                    "-" if build is None else _timing.fmt_us(build),
-                    fmt_threads(r.threads),
-                    fmt_mb(r.rss_peak_mb),
-                    fmt_mb(r.rss_setup_mb),
-                    str(len(r.times_ns)),
-                    "-" if r.setup_s is None else f"{r.setup_s:.2f} s",
-                ]
-            lines.append(_timing.table_row(row))
+            ratio = _timing.ratio_of(
+                results, framework.key, reflow_of(framework.mode), workload, stat
+            )
+            build = r.build_us_per_atom(stat)
+            middle = ["-" if build is None else _timing.fmt_us(build), fmt_threads(r.threads)]
+            rows.append(_timing.result_row(r, framework.label, stat, ratio, middle))
+        lines += _timing.result_table(
+            WORKLOAD_TITLES[workload], "us/atom", ["of which build", "threads"], "import", rows
+        )
 
-    lines += ["", "Targets (us/atom, same run):", ""]
-    lines += _timing.table_head(["target", "workload", "measured", "verdict"], left=2)
-    all_pass = True
+    targets = []
     for mode in ("serial", "parallel"):
         top, bottom = f"taskflow-{mode}", reflow_of(mode)
         if top not in BY_KEY or not any(f.key in (top, bottom) for f in frameworks):
             continue
         for workload in workloads:
-            label = f"TaskFlow {mode} / reflow {mode} >= {TARGET_RATIO:g}x"
-            ratio = ratio_of(results, top, bottom, workload, stat)
-            if ratio is None:
-                missing = [
-                    k
-                    for k in (top, bottom)
-                    if (r := results.get((k, workload))) is None or r.us_per_atom(stat) is None
-                ]
-                measured, verdict = f"n/a ({', '.join(missing)}: not measured)", "MISS"
-                all_pass = False
-            else:
-                ok = ratio >= TARGET_RATIO
-                all_pass &= ok
-                measured, verdict = _timing.fmt_ratio(ratio), _timing.verdict(ok)
-            lines.append(_timing.table_row([label, workload, measured, verdict]))
+            target = _timing.Target(top, bottom, workload, TARGET_RATIO, at_least=True)
+            targets.append((f"TaskFlow {mode} / reflow {mode} {target.describe()}", target))
+    table, all_pass = _timing.targets_table("us/atom", targets, results, stat)
+    lines += table
 
     notes = []
     default_n = QUICK_N if quick else FULL_N
@@ -557,32 +352,21 @@ def report(
             "pool hands each to the same idle worker (1 thread); its parallel linear figure "
             "is a thread hand-off per atom (submit, then wait for the future)."
         )
-    for framework in frameworks:
-        cell_notes = {r.note for (k, _), r in results.items() if k == framework.key and r.note}
-        if cell_notes:
-            notes.append(f"{framework.label}: {'; '.join(sorted(cell_notes))}.")
+    notes += _timing.framework_notes([(f.key, f.label) for f in frameworks], results)
     notes.append(
         "Both libraries: one Task subclass whose execute(x) returns inc(x) = x + 1; atoms named "
         "inc-{i}; linear: rebind x -> x{i}, provides x{i+1}, store {x0: 0}; unordered: inject "
         "x = i, provides y{i}."
     )
     lines += ["", *[f"- {note}" for note in notes]]
-    lines += ["", f"Whole run: {wall:.1f} s; load average (1 min): {load}."]
+    lines += ["", whole_run]
     return "\n".join(lines) + "\n", all_pass
 
 
 def parent_main(args: Any, settings: _timing.Settings) -> int:
-    keys = args.frameworks.split(",") if args.frameworks else [f.key for f in FRAMEWORKS]
-    workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
-    unknown = [k for k in keys if k not in BY_KEY] + [w for w in workloads if w not in WORKLOADS]
-    if unknown:
-        raise SystemExit(
-            f"unknown: {', '.join(unknown)}; frameworks: {', '.join(BY_KEY)}; "
-            f"workloads: {', '.join(WORKLOADS)}"
-        )
+    keys, workloads = _timing.selected(args, list(BY_KEY), WORKLOADS)
     frameworks = [f for f in FRAMEWORKS if f.key in keys]
-    started = time.perf_counter()
-    load_at_start = load_average()
+    whole_run = _timing.WholeRun()
     results: dict[tuple[str, str], Result] = {}
     with tempfile.TemporaryDirectory(
         prefix="reflow-bench-atoms-", ignore_cleanup_errors=True
@@ -590,50 +374,35 @@ def parent_main(args: Any, settings: _timing.Settings) -> int:
         for framework in frameworks:
             for workload in workloads:
                 n = framework.quick_n[workload] if args.quick else framework.full_n[workload]
-                result = run_cell(framework, workload, n, settings, logs)
-                results[framework.key, workload] = result
-                runs = ", ".join(f"{t / 1e9:.2f}" for t in result.times_ns)
-                print(
-                    f"bench/atoms: {framework.key} {workload} (n={n:,}): {result.wall_s:.1f} s "
-                    f"(timed runs, s: {runs or '-'})"
-                    + (f"; error: {result.error}" if result.error else ""),
-                    file=sys.stderr,
+                result = _timing.run_cell_process(
+                    __file__,
+                    Result(framework, workload, n),
+                    settings.repeats,
+                    settings.seconds,
+                    logs,
+                    CHILD_TIMEOUT,
                 )
-    wall = time.perf_counter() - started
-    load = f"{load_at_start} at the start, {load_average()} at the end"
-    text, all_pass = report(results, frameworks, workloads, settings, wall, args.quick, load)
-    return _timing.finish(text, settings, all_pass, MISSED)
+                results[framework.key, workload] = result
+                _timing.print_progress("atoms", result, show_error=True)
+    text, all_pass = report(
+        results, frameworks, workloads, settings, args.quick, whole_run.summary()
+    )
+    return _timing.finish(text, settings, all_pass, _timing.MISSED_TARGETS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _timing.option_parser(
+    parser = _timing.cell_option_parser(
         __doc__.splitlines()[0],
         "smoke run: smaller n for TaskFlow, fewer runs",
-        seconds_help=(
-            f"a cell's timed runs stop once they took this long (default {FULL_SECONDS:g}, "
-            f"quick {QUICK_SECONDS:g})"
-        ),
+        BY_KEY,
+        WORKLOADS,
+        FULL_SECONDS,
+        QUICK_SECONDS,
     )
-    parser.add_argument("--frameworks", metavar="A,B", help=f"only these, of: {', '.join(BY_KEY)}")
-    parser.add_argument(
-        "--workloads", metavar="A,B", help=f"only these, of: {', '.join(WORKLOADS)}"
-    )
-    # Hidden: what the parent runs in its subprocesses.
-    parser.add_argument("--one", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"), help=argparse.SUPPRESS)
-    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        return child_main(args)
-    settings = _timing.Settings.from_args(args, quick_min_iterations=1)
-    if args.seconds is None:
-        settings = _timing.Settings(
-            stat=settings.stat,
-            repeats=settings.repeats,
-            seconds=QUICK_SECONDS if args.quick else FULL_SECONDS,
-            min_iterations=1,
-            markdown=settings.markdown,
-        )
-    return parent_main(args, settings)
+        return _timing.child_main(args, run_one, FULL_N, FULL_SECONDS)
+    return parent_main(args, _timing.cell_settings(args, FULL_SECONDS, QUICK_SECONDS))
 
 
 if __name__ == "__main__":

@@ -57,11 +57,10 @@ and map; reflow's map within 3 times the thread-pool floor's.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,10 +86,8 @@ FULL_SECONDS = 10.0  # a cell's timed runs stop once they took this long (--seco
 QUICK_SECONDS = 0.5
 CHILD_TIMEOUT = 600.0  # seconds a subprocess may take, all told
 IDLE_WAIT_CAP = 60.0  # seconds to wait for Prefect's server to go idle before a cell
-RESULT_MARK = "FLOW-OVERHEAD-RESULT "
 TARGET_PEER_RATIO = 100.0
 TARGET_FLOOR_RATIO = 3.0
-MISSED = "(some targets missed or could not be measured; the exit status stays 0: a report)"
 
 
 @dataclass(frozen=True)
@@ -198,13 +195,7 @@ def check_result(workload: str, n: int, result: Any) -> None:
 # --- the frameworks: each runs the three workloads -------------------------------------------
 
 
-class NotApplicable(Exception):
-    """The framework has no way to run this workload as asked."""
-
-
-class Impl:
-    note = ""  # what the report should know about how it ran
-
+class Impl(_timing.Impl):
     def sequential(self, n: int) -> Any:
         raise NotImplementedError
 
@@ -213,9 +204,6 @@ class Impl:
 
     def map_retry(self, n: int) -> Any:
         raise NotImplementedError
-
-    def close(self) -> None:
-        pass
 
 
 def flows_of(flow: Callable[[Any], Any], inc_task: Any, flaky_task: Any) -> tuple[Any, ...]:
@@ -285,7 +273,9 @@ class DaskDelayedImpl(Impl):
         return list(self.dask.compute(*[self.inc(i) for i in range(n)], scheduler="threads"))
 
     def map_retry(self, n: int) -> list[int]:
-        raise NotApplicable("Dask's local schedulers have no task retries (distributed has)")
+        raise _timing.NotApplicable(
+            "Dask's local schedulers have no task retries (distributed has)"
+        )
 
 
 class DaskDistributedImpl(Impl):
@@ -397,58 +387,18 @@ IMPLS: dict[str, Callable[[], Impl]] = {
 # --- one cell, in its own subprocess ---------------------------------------------------------
 
 
-def first_line(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}".strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:300]
-
-
 def run_one(key: str, workload: str, n: int, repeats: int, seconds: float) -> dict[str, Any]:
     """Set up `key`, warm up, time up to `repeats` runs of `workload`; what the parent reports."""
-    out: dict[str, Any] = {"n": n, "times_ns": [], "error": None, "na": None, "note": ""}
-    started = time.perf_counter()
-    try:
-        impl = IMPLS[key]()
-    except Exception as error:
-        out["error"] = f"unavailable: {first_line(error)}"
-        out["rss_peak_mb"] = _timing.peak_rss_mb()
-        return out
-    out["setup_s"] = time.perf_counter() - started
-    out["rss_setup_mb"] = _timing.peak_rss_mb()
-    out["note"] = impl.note
-    fn = {"sequential": impl.sequential, "map": impl.map, "map-retry": impl.map_retry}[workload]
-    try:
-        warm = min(n, WARM_UP_N)
-        reset_flaky()
-        check_result(workload, warm, fn(warm))
-        spent = 0.0
-        for _ in range(repeats):
-            reset_flaky()
-            start = time.perf_counter_ns()
-            result = fn(n)
-            elapsed = time.perf_counter_ns() - start
-            check_result(workload, n, result)
-            out["times_ns"].append(elapsed)
-            spent += elapsed / 1e9
-            if spent >= seconds:
-                break
-    except NotApplicable as reason:
-        out["na"] = str(reason)
-    except Exception as error:
-        out["error"] = first_line(error)
-    finally:
-        with contextlib.suppress(Exception):
-            impl.close()
-    out["rss_peak_mb"] = _timing.peak_rss_mb()
-    return out
-
-
-def child_main(args: Any) -> int:
-    key, workload = args.one
-    n = args.n or FULL_N[workload]
-    out = run_one(key, workload, n, args.repeats or 3, args.seconds or FULL_SECONDS)
-    sys.stdout.write("\n" + RESULT_MARK + json.dumps(out) + "\n")
-    sys.stdout.flush()
-    return 0
+    return _timing.run_one(
+        IMPLS[key],
+        lambda impl: getattr(impl, workload.replace("-", "_")),  # map-retry: impl.map_retry
+        lambda n, result: check_result(workload, n, result),
+        n,
+        repeats,
+        seconds,
+        WARM_UP_N,
+        reset=reset_flaky,
+    )
 
 
 def prefect_server_main() -> int:
@@ -459,7 +409,7 @@ def prefect_server_main() -> int:
         server = SubprocessASGIServer()
         server.start()
     except Exception as error:
-        print(f"ERROR {first_line(error)}", flush=True)
+        print(f"ERROR {_timing.first_line(error)}", flush=True)
         return 1
     # Its URL, and the pid of the server process itself, whose CPU time the parent watches.
     process = server.server_process
@@ -472,78 +422,7 @@ def prefect_server_main() -> int:
 # --- the parent: every cell, then the report -------------------------------------------------
 
 
-@dataclass
-class Result:
-    framework: Framework
-    workload: str
-    n: int
-    times_ns: list[int] = field(default_factory=list)
-    error: str | None = None
-    na: str | None = None
-    note: str = ""
-    setup_s: float | None = None
-    rss_setup_mb: float | None = None
-    rss_peak_mb: float | None = None
-
-    def us_per_task(self, stat: str) -> float | None:
-        if not self.times_ns or self.error or self.na:
-            return None
-        best = min(self.times_ns) if stat == "min" else statistics.median(self.times_ns)
-        return best / 1000 / self.n
-
-
-def run_cell(
-    framework: Framework,
-    workload: str,
-    n: int,
-    settings: _timing.Settings,
-    env: dict[str, str],
-    logs: str,
-) -> Result:
-    log = os.path.join(logs, f"{framework.key}-{workload}.log")
-    repeats = min(settings.repeats, framework.max_runs or settings.repeats)
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--one",
-        framework.key,
-        workload,
-        "--n",
-        str(n),
-        "--repeats",
-        str(repeats),
-        "--seconds",
-        str(settings.seconds),
-    ]
-    result = Result(framework, workload, n)
-    with open(log, "w", encoding="utf-8") as err:
-        try:
-            done = subprocess.run(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                env=env,
-                timeout=CHILD_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            result.error = f"timed out after {CHILD_TIMEOUT:g} s"
-            return result
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    if not lines:
-        tail = _timing.log_tail(log, 5).strip().replace("\n", " / ")
-        result.error = f"subprocess exited {done.returncode} with no result: {tail[-400:]}"
-        return result
-    out = json.loads(lines[-1][len(RESULT_MARK) :])
-    for name in ("times_ns", "error", "na", "note", "setup_s", "rss_setup_mb", "rss_peak_mb"):
-        setattr(result, name, out.get(name, getattr(result, name)))
-    if result.error and not result.error.startswith("unavailable"):
-        tail = _timing.log_tail(log, 3).strip().replace("\n", " / ")
-        if tail:
-            result.error += f" (stderr: {tail[-300:]})"
-    return result
+Result = _timing.CellResult
 
 
 class PrefectServer:
@@ -616,50 +495,14 @@ class PrefectServer:
             self.process.wait()
 
 
-@dataclass(frozen=True)
-class Target:
-    top: str  # us/task of this framework ...
-    bottom: str  # ... over this one's, in the same workload
-    workload: str
-    ratio: float
-    at_least: bool  # the ratio must be at least `ratio` (else at most)
-
-    def describe(self) -> str:
-        return f"{'>=' if self.at_least else '<='} {self.ratio:g}x"
-
-    def met(self, ratio: float) -> bool:
-        return ratio >= self.ratio if self.at_least else ratio <= self.ratio
-
-
-def load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except OSError:
-        return "?"
-
-
-def fmt_mb(mb: float | None) -> str:
-    return "-" if mb is None else f"{mb:,.0f} MB"
-
-
-def ratio_of(
-    results: dict[tuple[str, str], Result], top: str, bottom: str, workload: str, stat: str
-) -> float | None:
-    a, b = results.get((top, workload)), results.get((bottom, workload))
-    ua = a.us_per_task(stat) if a else None
-    ub = b.us_per_task(stat) if b else None
-    return ua / ub if ua is not None and ub else None
-
-
 def report(
     results: dict[tuple[str, str], Result],
     frameworks: list[Framework],
     workloads: list[str],
     settings: _timing.Settings,
     server: PrefectServer | None,
-    wall: float,
     quick: bool,
-    load: str,
+    whole_run: str,
 ) -> tuple[str, bool]:
     stat = settings.stat
     capped = "".join(
@@ -669,86 +512,43 @@ def report(
     )
     lines = [
         _timing.environment(("reflow", "prefect", "taskflow", "dask", "distributed")),
-        f"one fresh subprocess per cell; {stat} of up to {settings.repeats} timed runs of the "
-        f"whole workload per cell (fewer once its runs took {settings.seconds:g} s{capped}), "
-        "after one "
-        f"untimed run of {WARM_UP_N} elements; us/task = run time / n; ratio = us/task / "
-        f"reflow's; peak RSS = the subprocess's ru_maxrss, setup = after imports and setup",
+        _timing.describe_cells(settings, f"{WARM_UP_N} elements", capped)
+        + "; us/task = run time / n; ratio = us/task / "
+        "reflow's; peak RSS = the subprocess's ru_maxrss, setup = after imports and setup",
     ]
     for workload in workloads:
-        lines += ["", f"### {WORKLOAD_TITLES[workload]}", ""]
-        lines += _timing.table_head(
-            [
-                "framework",
-                "n",
-                "us/task",
-                "vs reflow",
-                "peak RSS",
-                "RSS after setup",
-                "runs",
-                "import + setup",
-            ],
-            left=1,
+        rows = [
+            _timing.result_row(
+                r,
+                framework.label,
+                stat,
+                _timing.ratio_of(results, framework.key, REFLOW, workload, stat),
+            )
+            for framework in frameworks
+            if (r := results.get((framework.key, workload))) is not None
+        ]
+        lines += _timing.result_table(
+            WORKLOAD_TITLES[workload], "us/task", [], "import + setup", rows
         )
-        for framework in frameworks:
-            r = results.get((framework.key, workload))
-            if r is None:
-                continue
-            us = r.us_per_task(stat)
-            if us is None:
-                text = f"n/a: {r.na}" if r.na else r.error or "no runs"
-                row = [
-                    framework.label,
-                    f"{r.n:,}",
-                    text,
-                    "-",
-                    fmt_mb(r.rss_peak_mb),
-                    fmt_mb(r.rss_setup_mb),
-                    str(len(r.times_ns)),
-                    "-",
-                ]
-            else:
-                ratio = ratio_of(results, framework.key, REFLOW, workload, stat)
-                row = [
-                    framework.label,
-                    f"{r.n:,}",
-                    _timing.fmt_us(us),
-                    "-" if ratio is None else _timing.fmt_ratio(ratio),
-                    fmt_mb(r.rss_peak_mb),
-                    fmt_mb(r.rss_setup_mb),
-                    str(len(r.times_ns)),
-                    "-" if r.setup_s is None else f"{r.setup_s:.2f} s",
-                ]
-            lines.append(_timing.table_row(row))
 
-    lines += ["", "Targets (us/task, same run):", ""]
-    lines += _timing.table_head(["target", "workload", "measured", "verdict"], left=2)
-    all_pass = True
     targets = [
-        Target(peer, REFLOW, workload, TARGET_PEER_RATIO, at_least=True)
+        _timing.Target(peer, REFLOW, workload, TARGET_PEER_RATIO, at_least=True)
         for peer in (PREFECT, TASKFLOW)
         for workload in ("sequential", "map")
     ]
-    targets.append(Target(REFLOW, FLOOR, "map", TARGET_FLOOR_RATIO, at_least=False))
-    for target in targets:
-        top, bottom, workload = target.top, target.bottom, target.workload
-        label = f"{BY_KEY[top].short} / {BY_KEY[bottom].short} {target.describe()}"
-        if workload not in workloads:
-            continue
-        ratio = ratio_of(results, top, bottom, workload, stat)
-        if ratio is None:
-            missing = [
-                BY_KEY[k].short
-                for k in (top, bottom)
-                if (r := results.get((k, workload))) is None or r.us_per_task(stat) is None
-            ]
-            measured, ok_text = f"n/a ({', '.join(missing)}: not measured)", "MISS"
-            all_pass = False
-        else:
-            ok = target.met(ratio)
-            all_pass &= ok
-            measured, ok_text = _timing.fmt_ratio(ratio), _timing.verdict(ok)
-        lines.append(_timing.table_row([label, workload, measured, ok_text]))
+    targets.append(_timing.Target(REFLOW, FLOOR, "map", TARGET_FLOOR_RATIO, at_least=False))
+    table, all_pass = _timing.targets_table(
+        "us/task",
+        [
+            (f"{BY_KEY[t.top].short} / {BY_KEY[t.bottom].short} {t.describe()}", t)
+            for t in targets
+            if t.workload in workloads
+        ],
+        results,
+        stat,
+        name=lambda key: BY_KEY[key].short,
+    )
+    lines += table
 
     notes = []
     default_n = QUICK_N if quick else FULL_N
@@ -770,10 +570,7 @@ def report(
             "at each step, and each engine run ends by joining its thread pool, about 1 s "
             "here): at the others' n it would be slower still per task."
         )
-    for framework in frameworks:
-        cell_notes = {r.note for (k, _), r in results.items() if k == framework.key and r.note}
-        if cell_notes:
-            notes.append(f"{framework.short}: {'; '.join(sorted(cell_notes))}.")
+    notes += _timing.framework_notes([(f.key, f.short) for f in frameworks], results)
     if server is not None:
         if server.url:
             concurrently = (
@@ -792,25 +589,16 @@ def report(
             notes.append(f"Prefect did not run: {server.error}")
     if notes:
         lines += ["", *[f"- {note}" for note in notes]]
-    lines += ["", f"Whole run: {wall:.1f} s; load average (1 min): {load}."]
+    lines += ["", whole_run]
     return "\n".join(lines) + "\n", all_pass
 
 
 def parent_main(args: Any, settings: _timing.Settings) -> int:
-    keys = args.frameworks.split(",") if args.frameworks else [f.key for f in FRAMEWORKS]
-    unknown = [k for k in keys if k not in BY_KEY]
-    workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
-    unknown += [w for w in workloads if w not in WORKLOADS]
-    if unknown:
-        raise SystemExit(
-            f"unknown: {', '.join(unknown)}; frameworks: {', '.join(BY_KEY)}; "
-            f"workloads: {', '.join(WORKLOADS)}"
-        )
+    keys, workloads = _timing.selected(args, list(BY_KEY), WORKLOADS)
     if args.no_prefect and PREFECT in keys:
         keys.remove(PREFECT)
     frameworks = [f for f in FRAMEWORKS if f.key in keys]
-    started = time.perf_counter()
-    load_at_start = load_average()
+    whole_run = _timing.WholeRun()
     results: dict[tuple[str, str], Result] = {}
     server: PrefectServer | None = None
     with tempfile.TemporaryDirectory(
@@ -824,28 +612,21 @@ def parent_main(args: Any, settings: _timing.Settings) -> int:
         def run_framework(framework: Framework) -> None:
             for workload in workloads:
                 n = framework.quick_n[workload] if args.quick else framework.full_n[workload]
+                result = Result(framework, workload, n)
+                results[framework.key, workload] = result
                 cell_env = env
                 if framework.key == PREFECT:
                     assert server is not None
                     if server.url is None:
-                        results[framework.key, workload] = Result(
-                            framework, workload, n, error=f"unavailable: {server.error}"
-                        )
+                        result.error = f"unavailable: {server.error}"
                         continue
                     cell_env = {**env, "PREFECT_API_URL": server.url}
                     server.wait_idle()
-                cell_started = time.perf_counter()
-                results[framework.key, workload] = run_cell(
-                    framework, workload, n, settings, cell_env, logs
+                repeats = min(settings.repeats, framework.max_runs or settings.repeats)
+                _timing.run_cell_process(
+                    __file__, result, repeats, settings.seconds, logs, CHILD_TIMEOUT, cell_env
                 )
-                runs = ", ".join(
-                    f"{t / 1e9:.2f}" for t in results[framework.key, workload].times_ns
-                )
-                print(
-                    f"bench/flow: {framework.key} {workload} (n={n:,}): "
-                    f"{time.perf_counter() - cell_started:.1f} s (timed runs, s: {runs or '-'})",
-                    file=sys.stderr,
-                )
+                _timing.print_progress("flow", result)
 
         try:
             # A quick run starts the server at once, while the other frameworks run (their
@@ -864,53 +645,30 @@ def parent_main(args: Any, settings: _timing.Settings) -> int:
         finally:
             if server is not None:
                 server.stop()
-    wall = time.perf_counter() - started
-    load = f"{load_at_start} at the start, {load_average()} at the end"
     text, all_pass = report(
-        results, frameworks, workloads, settings, server, wall, args.quick, load
+        results, frameworks, workloads, settings, server, args.quick, whole_run.summary()
     )
-    return _timing.finish(text, settings, all_pass, MISSED)
+    return _timing.finish(text, settings, all_pass, _timing.MISSED_TARGETS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _timing.option_parser(
+    parser = _timing.cell_option_parser(
         __doc__.splitlines()[0],
         "smoke run: smaller n, fewer runs",
-        seconds_help=(
-            f"a cell's timed runs stop once they took this long (default {FULL_SECONDS:g}, "
-            f"quick {QUICK_SECONDS:g})"
-        ),
+        BY_KEY,
+        WORKLOADS,
+        FULL_SECONDS,
+        QUICK_SECONDS,
     )
     parser.add_argument("--no-prefect", action="store_true", help="leave Prefect out")
-    parser.add_argument("--frameworks", metavar="A,B", help=f"only these, of: {', '.join(BY_KEY)}")
-    parser.add_argument(
-        "--workloads", metavar="A,B", help=f"only these, of: {', '.join(WORKLOADS)}"
-    )
-    # Hidden: what the parent runs in its subprocesses.
-    parser.add_argument("--one", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"), help=argparse_hide())
-    parser.add_argument("--n", type=int, help=argparse_hide())
-    parser.add_argument("--prefect-server", action="store_true", help=argparse_hide())
+    # Hidden: the Prefect server's host process, which the parent starts.
+    parser.add_argument("--prefect-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.prefect_server:
         return prefect_server_main()
     if args.one:
-        return child_main(args)
-    settings = _timing.Settings.from_args(args, quick_min_iterations=1)
-    if args.seconds is None:
-        settings = _timing.Settings(
-            stat=settings.stat,
-            repeats=settings.repeats,
-            seconds=QUICK_SECONDS if args.quick else FULL_SECONDS,
-            min_iterations=1,
-            markdown=settings.markdown,
-        )
-    return parent_main(args, settings)
-
-
-def argparse_hide() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
+        return _timing.child_main(args, run_one, FULL_N, FULL_SECONDS)
+    return parent_main(args, _timing.cell_settings(args, FULL_SECONDS, QUICK_SECONDS))
 
 
 if __name__ == "__main__":
