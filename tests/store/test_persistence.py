@@ -242,3 +242,28 @@ def test_a_running_flow_run_beats(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert record is not None
     assert record.worker is not None
     assert record.worker.endswith(f":{os.getpid()}")
+
+
+@task
+async def add_one(x: int) -> int:
+    return x + 1
+
+
+async def test_an_async_flow_is_kept_and_resumed(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    @task
+    async def counted(x: int) -> int:
+        calls.append(x)
+        return x * 10
+
+    @flow(store=str(tmp_path / "runs.db"))
+    async def job(n: int) -> int:
+        return await counted(await add_one(n))
+
+    first = await job.run(1)
+    again = await job.resume(first.id)  # the completed calls are reused, not run
+
+    assert first.result() == 20
+    assert again.result() == 20
+    assert calls == [2]

@@ -330,10 +330,13 @@ class Flow(Generic[P, R]):
     def resume(self, run_id: str, store: Any = None) -> Any:
         """Run this flow's stored run `run_id` again, reusing its completed task calls (see
         `reflow.resume`); returns its final state."""
+        return self._kept(store).resume(run_id, self).state
+
+    def _kept(self, store: Any) -> Any:
         kept = persistence_for(True, store if store is not None else self.store)
         if kept is None:
             raise RuntimeError("resume() needs a store: REFLOW_STORE is 'memory'")
-        return kept.resume(run_id).state
+        return kept
 
     def _resume_stored(
         self,
@@ -591,6 +594,11 @@ class _AsyncFlow(Flow[P, R]):
 
     async def _resume(self, flow_run: FlowRun) -> Any:
         await self._execute_async(flow_run)
+        return flow_run.state
+
+    async def resume(self, run_id: str, store: Any = None) -> Any:
+        """`await flow.resume(run_id)`: see `Flow.resume`."""
+        flow_run = await self._kept(store).resume(run_id, self)
         return flow_run.state
 
     async def _resume_stored(
