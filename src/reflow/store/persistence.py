@@ -98,6 +98,11 @@ class StorePersistence:
             )
         if flow is None:
             flow = find_flow(record.flow_path)
+        elif flow.name != record.name:
+            raise ValueError(
+                f"flow run {run_id} is a run of {record.name!r}, not of {flow.name!r}: "
+                "resume it with its own flow, or with reflow.resume(run_id)"
+            )
         args, kwargs = self.codec.decode(record.call)
         return flow._resume_stored(run_id, tuple(args), dict(kwargs), self, record.run_key)
 
