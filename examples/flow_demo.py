@@ -4,7 +4,8 @@ Run it with `make demo`. It fetches six pages from a simulated, flaky web server
 retry_delay_seconds=0), parses them concurrently, skips the empty one, and writes a report whatever
 happened (trigger=all_finished). The flow's reference tasks are fetch and parse, so the page that
 could not be fetched fails the flow run although the report itself completed. A table sums up
-every task run at the end.
+every task run at the end. The run is kept in the embedded SQLite store ($REFLOW_HOME/reflow.db,
+.reflow/ here by default), and read back from it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from reflow import FlowRun, Skip, flow, get_run_context, task
 from reflow.states import State
+from reflow.store import SQLiteStore
 from reflow.task import TaskRun
 from reflow.triggers import all_finished
 
@@ -72,7 +74,7 @@ def report(titles: list[Any]) -> str:
     return f"{len(parsed)} parsed ({', '.join(parsed)}), {skipped} skipped, {len(failed)} failed"
 
 
-@flow(reference_tasks=[fetch, parse])
+@flow(reference_tasks=[fetch, parse], persist=True)
 def crawl(pages: list[str]) -> str:
     html = fetch.map(pages)  # one run per page, concurrently
     titles = parse.map(html)  # parse-0[i] starts as soon as fetch-0[i] is done
@@ -133,8 +135,17 @@ def main() -> None:
     print(f"final state: {state.name} ({state.message})")
     print(f"the error: {type(state.exception).__name__}: {state.exception}")
 
+    with SQLiteStore() as store:  # the same default store, opened again to read the run back
+        record = store.flow_run(flow_run.id)
+        assert record is not None
+        kept = store.task_runs(flow_run.id)
+        print(
+            f"stored in {store.path}: run {record.id[:8]} {record.state}, "
+            f"{len(kept)} task runs, {len(store.states(record.id))} flow states"
+        )
+
     # Without reference_tasks the only terminal run, the report, decides: it completed.
-    lenient = crawl.with_options(reference_tasks=None).run(PAGES)
+    lenient = crawl.with_options(reference_tasks=None, persist=False).run(PAGES)
     print(f"the same flow without reference_tasks would end: {lenient.state.name}")
     print(f"\ndone in {time.monotonic() - START:.2f} s")
 

@@ -17,6 +17,8 @@ EXPECTED = {
         "Skipped",
         "TriggerFailed",
         "final state: Failed",
+        "stored in ",
+        "Failed, 13 task runs",
         "would end: Completed",
         "done in",
     ],
