@@ -50,14 +50,8 @@ class Node:
         return f"<Node {self.name}>"
 
 
-@dataclass
-class Compiled:
-    nodes: list[Node]
-    providers: dict[str, list[Node]]
-
-
-def compile_flow(flow: Pattern | Atom, store: Mapping[str, Any]) -> Compiled:
-    """Check `flow` against the initial `store` and compile it."""
+def compile_flow(flow: Pattern | Atom, store: Mapping[str, Any]) -> list[Node]:
+    """Check `flow` against the initial `store` and compile it to its nodes."""
     nodes: list[Node] = []
     seen: dict[str, Node] = {}
 
@@ -114,7 +108,7 @@ def compile_flow(flow: Pattern | Atom, store: Mapping[str, Any]) -> Compiled:
     providers = _providers(nodes)
     _data_edges(nodes, providers, store)
     _check_acyclic(nodes)
-    return Compiled(nodes, providers)
+    return nodes
 
 
 def _connect(before: Iterable[Node], after: Iterable[Node]) -> None:

@@ -48,10 +48,10 @@ def run(
     controller reverts the whole flow, not only itself.
     """
     initial = dict(store or {})
-    compiled = compile_flow(flow, initial)
+    nodes = compile_flow(flow, initial)
     chosen = InlineExecutor() if executor is None else check_executor(executor)
     name = flow.name
-    return _Engine(compiled.nodes, initial, chosen, defer_reverts, name).run()
+    return _Engine(nodes, initial, chosen, defer_reverts, name).run()
 
 
 class _Engine:
@@ -141,10 +141,7 @@ class _Engine:
             self.arguments[node] = kwargs
             atom.run_id = self.run_ids[node]
             self._set(node, "Running")
-            if node.is_retry:
-                call: tuple[Any, ...] = (_execute_retry, atom, self.histories[node], kwargs)
-            else:
-                call = (_execute, atom, kwargs)
+            call = (_execute, atom, self._lead(node), kwargs)
             if here:  # no future to hand over
                 self._finished(node, _Outcome(call))
                 continue
@@ -315,13 +312,14 @@ class _Engine:
         return ok
 
     def _call_revert(self, node: Node) -> None:
-        kwargs = self.arguments.get(node, {})
-        if node.is_retry:
-            future = self.executor.submit(_revert_retry, node.atom, self.histories[node], kwargs)
-        else:
-            result = self.results.get(node)
-            future = self.executor.submit(_revert, node.atom, kwargs, result, dict(self.failures))
-        future.result()
+        kwargs = dict(self.arguments.get(node, {}))
+        if not node.is_retry:
+            kwargs.update(result=self.results.get(node), flow_failures=dict(self.failures))
+        self.executor.submit(_revert, node.atom, self._lead(node), kwargs).result()
+
+    def _lead(self, node: Node) -> tuple[Any, ...]:
+        """What comes before the store's arguments: a controller's history."""
+        return (self.histories[node],) if node.is_retry else ()
 
     # -- records ----------------------------------------------------------------------------
 
@@ -382,35 +380,19 @@ def _ancestors(node: Node) -> set[int]:
     return seen
 
 
-def _execute(atom: Atom, kwargs: dict[str, Any]) -> Any:
+def _execute(atom: Atom, lead: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`execute` between its hooks; `lead` is a controller's history (empty for an atom)."""
     atom.pre_execute()
     try:
-        return atom.execute(**kwargs)
+        return atom.execute(*lead, **kwargs)
     finally:
         atom.post_execute()  # as TaskFlow: after execute, whatever its outcome
 
 
-def _execute_retry(atom: Retry, history: History, kwargs: dict[str, Any]) -> Any:
-    atom.pre_execute()
-    try:
-        return atom.execute(history, **kwargs)
-    finally:
-        atom.post_execute()
-
-
-def _revert(
-    atom: Atom, kwargs: dict[str, Any], result: Any, flow_failures: dict[str, Failure]
-) -> Any:
+def _revert(atom: Atom, lead: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`revert` between its hooks (an atom's kwargs carry `result` and `flow_failures`)."""
     atom.pre_revert()
     try:
-        return atom.revert(**kwargs, result=result, flow_failures=flow_failures)
-    finally:
-        atom.post_revert()
-
-
-def _revert_retry(atom: Retry, history: History, kwargs: dict[str, Any]) -> Any:
-    atom.pre_revert()
-    try:
-        return atom.revert(history, **kwargs)
+        return atom.revert(*lead, **kwargs)
     finally:
         atom.post_revert()
