@@ -847,7 +847,9 @@ def test_an_exception_from_a_worker_notes_the_worker_process(processes: ProcessE
     assert str(raised.value) == "boom 2"
     notes = "\n".join(getattr(raised.value, "__notes__", []))
     assert "worker process" in notes
-    assert "raise Boom" in notes  # the worker's traceback travels in the note
+    # The worker's traceback travels in the note. Its frames name the task's function; their
+    # source lines may not (cloudpickle >= 3.1.3 ships code by value as "<dynamic-code>").
+    assert ", in boom" in notes
 
 
 def test_an_unpicklable_exception_arrives_as_text(processes: ProcessExecutor) -> None:
@@ -860,7 +862,7 @@ def test_an_unpicklable_exception_arrives_as_text(processes: ProcessExecutor) ->
 
     assert "Boom" in str(raised.value)
     assert "holding a lock" in str(raised.value)
-    assert "raise Boom" in "\n".join(raised.value.__notes__)
+    assert ", in raises_with_a_lock" in "\n".join(raised.value.__notes__)
 
 
 def test_an_exception_that_cannot_be_rebuilt_arrives_as_text(
