@@ -527,9 +527,11 @@ class Flow(Generic[P, R]):
 
     def _finish(self, flow_run: FlowRun, state: State[Any]) -> None:
         self._transition(flow_run, state)
-        if flow_run.persistence is not None:
-            flow_run.persistence.end(flow_run)  # committed before the flow returns
-        self._finish_hooks(flow_run, state)
+        try:
+            if flow_run.persistence is not None:
+                flow_run.persistence.end(flow_run)  # committed before the flow returns
+        finally:  # a store that failed is raised, after the run's hooks
+            self._finish_hooks(flow_run, state)
 
     def _finish_hooks(self, flow_run: FlowRun, state: State[Any]) -> None:
         """The hooks of a final state (the store calls this for a crash it detects)."""

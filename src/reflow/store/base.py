@@ -4,7 +4,7 @@ backends share (they differ in how they connect, lock and spell a few types)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
@@ -21,8 +21,10 @@ class Store(Protocol):
         flow_runs: Iterable[FlowRunRecord] = (),
         task_runs: Iterable[TaskRunRecord] = (),
         states: Iterable[StateRecord] = (),
+        task_rows: Iterable[tuple[Any, ...]] = (),
     ) -> None:
-        """Save the records in one transaction (runs are upserted by id, states appended)."""
+        """Save the records in one transaction (runs are upserted by id, states appended);
+        `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`), the writer's path."""
         ...
 
     def flow_run(self, run_id: str) -> FlowRunRecord | None: ...
@@ -128,18 +130,38 @@ class SQLStore:
         flow_runs: Iterable[FlowRunRecord] = (),
         task_runs: Iterable[TaskRunRecord] = (),
         states: Iterable[StateRecord] = (),
+        task_rows: Iterable[tuple[Any, ...]] = (),
     ) -> None:
+        """Save the records in one transaction (runs are upserted by id, states appended);
+        `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`), the writer's path."""
         p = self.placeholder
         flows = [sql.flow_row(r) for r in flow_runs]
         tasks = [sql.task_row(r) for r in task_runs]
+        tasks.extend(task_rows)
         changes = [sql.state_row(r) for r in states]
         with self._transaction() as cur:
             if flows:
                 cur.executemany(sql.upsert_flow_run(p), flows)
             if tasks:
-                cur.executemany(sql.upsert_task_run(p), tasks)
+                self._insert_many(cur, sql.upsert_task_run, tasks)
             if changes:
                 cur.executemany(sql.insert_state(p), changes)
+
+    rows_per_statement = 1
+    """Rows one INSERT carries (SQLite: many, so a batch is one step of the engine, not a
+    step and a GIL round trip per row; PostgreSQL: psycopg pipelines `executemany`)."""
+
+    def _insert_many(
+        self, cur: Any, statement: Callable[[str, int], str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert (or upsert) `rows`, `rows_per_statement` at a time."""
+        size = self.rows_per_statement
+        if size == 1:
+            cur.executemany(statement(self.placeholder, 1), rows)
+            return
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            cur.execute(statement(self.placeholder, len(chunk)), [v for r in chunk for v in r])
 
     def _query(self, statement: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._transaction() as cur:

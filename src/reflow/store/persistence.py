@@ -128,11 +128,19 @@ class StorePersistence:
     def end(self, flow_run: Any) -> None:
         self._alive.discard(flow_run.id)
         if flow_run.parent_id is None:
-            self.recorder.release(flow_run.id)  # flushed first: committed before returning
+            failed = self.recorder.release(flow_run.id)  # flushed: committed before returning
         else:
             self.recorder.flush()
+            failed = None
         if not flow_run.state.is_paused():
             self._completed.pop(flow_run.id, None)
+        if failed is not None:
+            raise StoreError(
+                f"flow run {flow_run.id} ({flow_run.name}) ended {flow_run.state.name}, but "
+                f"writing its records to {self.store!r} failed ({type(failed).__name__}: "
+                f"{failed}): the store does not hold all of it, so it cannot be resumed "
+                "from there"
+            ) from failed
 
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"

@@ -23,6 +23,10 @@ class StateRecord:
     timestamp: float
     message: str = ""
     attempt: int = 0
+    error: str | None = None
+    """For a state with an exception (a failed attempt): `module.Type: message`."""
+    traceback: str | None = None
+    """That exception's traceback, as text."""
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ than this reflow knows, or one that is not a reflow database, is refused with a 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -110,9 +111,10 @@ def upsert_flow_run(p: str) -> str:
     )
 
 
-def upsert_task_run(p: str) -> str:
+@functools.cache
+def upsert_task_run(p: str, rows: int = 1) -> str:
     """Keyed by the call: a new run of a call (a retry, a resume) replaces the stored one."""
-    values = ", ".join([p] * 14)
+    values = ", ".join([f"({', '.join([p] * 14)})"] * rows)
     updates = ", ".join(
         f"{c} = excluded.{c}"
         for c in (
@@ -121,7 +123,7 @@ def upsert_task_run(p: str) -> str:
         )
     )  # fmt: skip
     return (
-        f"INSERT INTO reflow_task_runs ({TASK_COLUMNS}) VALUES ({values}) "
+        f"INSERT INTO reflow_task_runs ({TASK_COLUMNS}) VALUES {values} "
         f"ON CONFLICT (flow_run_id, call_key) DO UPDATE SET {updates}"
     )
 
@@ -148,8 +150,45 @@ def task_row(r: TaskRunRecord) -> tuple[Any, ...]:
     return (
         r.id, r.flow_run_id, r.key, r.task_name, r.state, r.state_type, json.dumps(r.upstream),
         r.attempts, r.created, r.updated, encoding, blob, r.error,
-        json.dumps([[s.name, s.type, s.timestamp, s.message, s.attempt] for s in r.states]),
+        json.dumps([_state_item(s) for s in r.states]),
     )  # fmt: skip
+
+
+def _state_item(s: StateRecord) -> list[Any]:
+    item = [s.name, s.type, s.timestamp, s.message, s.attempt]
+    return item if s.error is None else [*item, s.error, s.traceback]
+
+
+def states_json(states: Iterable[Any]) -> str:
+    """A task run's `State` objects as the JSON its row keeps: `[name, type, timestamp,
+    message, attempt]` each, with `error` and `traceback` after them for a state with an
+    exception (every failed attempt keeps its own)."""
+    items = []
+    for s in states:
+        exc = s.exception
+        item = [s.name, s.type._value_, s.timestamp, s.message, s.attempt]
+        if exc is not None:
+            item += failure_text(exc)
+        items.append(item)
+    return json.dumps(items)
+
+
+def failure_text(exc: BaseException) -> list[str]:
+    """`[error, traceback]`: the exception as `module.Type: message`, and its traceback."""
+    import traceback
+
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    return [f"{name}: {exc}", "".join(traceback.format_exception(exc)).rstrip()]
+
+
+def result_columns(encoded: Encoded | None) -> tuple[str | None, bytes | None]:
+    """The (encoding, blob) columns of a result."""
+    return (None, None) if encoded is None else (encoded.encoding, encoded.data)
 
 
 def state_row(r: StateRecord) -> tuple[Any, ...]:

@@ -10,14 +10,20 @@ written (a flow run's end is flushed before the flow returns).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections import deque
 from typing import Any
 
 from reflow import events
+from reflow.states import StateType
+from reflow.store import sql
 from reflow.store.base import Store
-from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
+from reflow.store.records import FlowRunRecord, StateRecord
 from reflow.store.results import Encoded, ResultCodec
+
+_COMPLETED = StateType.COMPLETED
 
 logger = logging.getLogger("reflow.store")
 
@@ -25,22 +31,30 @@ logger = logging.getLogger("reflow.store")
 class Recorder:
     """Keeps the runs it tracks in a store; one per store, shared by every flow run."""
 
+    commit_interval = 0.05
+    """Seconds the writer gathers changes before a commit (unless a flush wants them at once):
+    a busy flow pays one transaction per interval, and a process killed meanwhile loses at
+    most this much (its tasks run again on resume)."""
+
     def __init__(self, store: Store, codec: ResultCodec) -> None:
         self.store = store
         self.codec = codec
         self._tracked: dict[str, str] = {}  # run id -> the id of the root run it belongs to
-        self._pending: list[events.StateChange] = []
-        self._cond = threading.Condition()  # guards _pending, _tracked and the counters
-        self._queued = 0  # events handed to the writer so far
-        self._written = 0  # events written (or failed) so far
+        # Publishers append (event, encoded result) or a flush's threading.Event; the writer
+        # pops. deque.append and popleft are atomic: publishing takes no lock.
+        self._pending: deque[Any] = deque()
+        self._wake = threading.Event()  # something is pending
+        self._urgent = threading.Event()  # a flush waits: write now
+        self._lock = threading.Lock()  # guards _tracked's changes and the writer's start
         self._writer: threading.Thread | None = None
         self._subscription: events.Subscription | None = None
         self.errors: list[BaseException] = []
         """Writes that failed (each also logged): the runs they held are not in the store."""
+        self._failed: dict[str, BaseException] = {}  # root run id -> its first failed write
 
     def track(self, flow_run_id: str, root_id: str | None = None) -> None:
         """Record this flow run from now on (its task runs and subflows with it)."""
-        with self._cond:
+        with self._lock:
             self._tracked.setdefault(flow_run_id, root_id or flow_run_id)
             if self._subscription is None:
                 self._subscription = events.subscribe(self._on_event)
@@ -56,56 +70,84 @@ class Recorder:
     def root_of(self, run_id: str) -> str | None:
         return self._tracked.get(run_id)
 
-    def release(self, root_id: str) -> None:
+    def release(self, root_id: str) -> BaseException | None:
         """Stop recording a root run and its subflows (after a final flush); with nothing
-        left to record, stop listening to events."""
+        left to record, stop listening to events. Returns the error of a write of the run
+        that failed, if one did (the store misses some of it)."""
         self.flush()
-        with self._cond:
+        with self._lock:
             for run_id in [r for r, root in self._tracked.items() if root == root_id]:
                 del self._tracked[run_id]
             if not self._tracked and self._subscription is not None:
                 self._subscription.unsubscribe()
                 self._subscription = None
+            return self._failed.pop(root_id, None)
+
+    def failure_of(self, root_id: str) -> BaseException | None:
+        """The first failed write of this root run's records, if any."""
+        return self._failed.get(root_id)
 
     def _on_event(self, event: events.Event) -> None:
-        if not isinstance(event, events.StateChange) or event.run_kind == "atom":
+        if type(event) is not events.StateChange or event.run_kind == "atom":
             return
         tracked = self._tracked
         if event.run_id not in tracked and event.parent_id not in tracked:
             return
-        with self._cond:
-            if event.run_kind == "flow" and event.run_id not in tracked:
+        if event.run_kind == "flow" and event.run_id not in tracked:
+            with self._lock:
                 tracked[event.run_id] = tracked[event.parent_id or ""]  # a subflow
-            self._pending.append(event)
-            self._queued += 1
-            if len(self._pending) == 1:  # the writer sleeps only on an empty batch
-                self._cond.notify_all()
+        state = event.state
+        # A result is encoded as the run completes, in the run's thread: what is stored is the
+        # value as it was returned, not as later code may have changed it.
+        encoded = self._encode(state.data) if state.type is _COMPLETED else None
+        self._pending.append((event, encoded))
+        if not self._wake.is_set():
+            self._wake.set()
 
     def flush(self) -> None:
-        """Wait until everything published so far is written."""
-        with self._cond:
-            target = self._queued
-            while self._written < target:
-                self._cond.wait(0.5)
+        """Wait until everything published so far is written (or its write failed)."""
+        if self._writer is None:
+            return  # never tracked a run: nothing was published to it
+        done = threading.Event()
+        self._pending.append(done)
+        self._urgent.set()
+        self._wake.set()
+        while not done.wait(1.0):
+            writer = self._writer
+            if writer is None or not writer.is_alive():
+                raise RuntimeError(
+                    f"the writer of {self.store!r} has stopped: nothing more is written"
+                )
 
     def _write_loop(self) -> None:
+        pending = self._pending
         while True:
-            with self._cond:
-                while not self._pending:
-                    self._cond.wait()
-                batch, self._pending = self._pending, []
-            try:
-                self._write(batch)
-            except Exception as exc:  # never silent: logged, kept, and the runs go on
-                self.errors.append(exc)
-                logger.exception(
-                    "reflow: writing %d state change(s) to the store failed", len(batch)
-                )
-            with self._cond:
-                self._written += len(batch)
-                self._cond.notify_all()
+            self._wake.wait()
+            self._urgent.wait(self.commit_interval)  # gather, unless a flush is waiting
+            self._wake.clear()
+            self._urgent.clear()
+            batch: list[Any] = []
+            waiters: list[threading.Event] = []
+            while pending:
+                item = pending.popleft()
+                (waiters if type(item) is threading.Event else batch).append(item)
+            if batch:
+                try:
+                    self._write(batch)
+                except Exception as exc:  # never silent: logged, kept, and told at the end
+                    self._record_failure(batch, exc)
+            for waiter in waiters:
+                waiter.set()
 
-    def _write(self, batch: list[events.StateChange]) -> None:
+    def _record_failure(self, batch: list[Any], exc: BaseException) -> None:
+        self.errors.append(exc)
+        logger.exception("reflow: writing %d state change(s) to the store failed", len(batch))
+        for event, _ in batch:
+            root = self._tracked.get(event.run_id) or self._tracked.get(event.parent_id or "")
+            if root is not None:
+                self._failed.setdefault(root, exc)
+
+    def _write(self, batch: list[tuple[events.StateChange, Encoded | None]]) -> None:
         """One transaction: each run's record as of its last change in the batch; a flow
         run's changes as rows of their own, a task run's inside its record."""
         states = [
@@ -113,17 +155,25 @@ class Recorder:
                 e.run_id, e.run_kind, e.state.name, e.state.type.name, e.state.timestamp,
                 e.state.message, e.state.attempt,
             )
-            for e in batch
+            for e, _ in batch
             if e.run_kind == "flow"
         ]  # fmt: skip
-        last = {e.run_id: e for e in batch}  # records are built once per run, not per state
-        flows = [self.flow_record(e.run, e.state) for e in last.values() if e.run_kind == "flow"]
-        tasks = [self._task_record(e.run, e.state) for e in last.values() if e.run_kind != "flow"]
-        self.store.write(flow_runs=flows, task_runs=tasks, states=states)
+        last = {e.run_id: (e, encoded) for e, encoded in batch}  # one record per run
+        flows, tasks = [], []
+        for e, encoded in last.values():
+            if e.run_kind == "flow":
+                flows.append(self.flow_record(e.run, e.state, encoded))
+            else:
+                tasks.append(task_row(e.run, e.state, encoded))
+        self.store.write(flow_runs=flows, task_rows=tasks, states=states)
 
-    def flow_record(self, flow_run: Any, state: Any) -> FlowRunRecord:
-        """The flow run's record as of `state`."""
+    def flow_record(
+        self, flow_run: Any, state: Any, encoded: Encoded | None = None
+    ) -> FlowRunRecord:
+        """The flow run's record as of `state` (`encoded`: its result, when it completed)."""
         created = flow_run.states[0].timestamp if flow_run.states else state.timestamp
+        if encoded is None and state.is_completed():
+            encoded = self._encode(state.data)
         return FlowRunRecord(
             id=flow_run.id,
             name=flow_run.name,
@@ -135,29 +185,8 @@ class Recorder:
             parent_id=flow_run.parent_id,
             parameters=dict(flow_run.parameters),
             run_key=getattr(flow_run, "run_key", None),
-            result=self._encode(state.data) if state.is_completed() else None,
+            result=encoded,
             error=_error(state),
-        )
-
-    def _task_record(self, run: Any, state: Any) -> TaskRunRecord:
-        created = run.states[0].timestamp if run.states else state.timestamp
-        return TaskRunRecord(
-            id=run.id,
-            flow_run_id=run.parent_id or "",
-            key=run.key or run.task_name,
-            task_name=run.task_name,
-            state=state.name,
-            state_type=state.type.name,
-            created=created,
-            updated=state.timestamp,
-            upstream=list(run.upstream),
-            attempts=len(run.attempts),
-            result=self._encode(state.data) if state.is_completed() else None,
-            error=_error(state),
-            states=[
-                StateRecord(run.id, "task", s.name, s.type.name, s.timestamp, s.message, s.attempt)
-                for s in _until(run.states, state)
-            ],
         )
 
     def _encode(self, value: Any) -> Encoded | None:
@@ -168,6 +197,21 @@ class Recorder:
                 "reflow: a result cannot be stored (%s); its run is kept without it", exc
             )
             return None
+
+
+def task_row(run: Any, state: Any, encoded: Encoded | None) -> tuple[Any, ...]:
+    """The task run's row (`sql.TASK_COLUMNS`) as of `state`, built straight from the run:
+    this is the writer's hot path, one per task per batch."""
+    states = _until(run.states, state)
+    return (
+        run.id, run.parent_id or "", run.key or run.task_name, run.task_name, state.name,
+        state.type._value_, _upstream(run.upstream), len(run.attempts), states[0].timestamp,
+        state.timestamp, *sql.result_columns(encoded), _error(state), sql.states_json(states),
+    )  # fmt: skip
+
+
+def _upstream(ids: tuple[str, ...]) -> str:
+    return "[]" if not ids else json.dumps(list(ids))
 
 
 def _until(states: list[Any], last: Any) -> list[Any]:
