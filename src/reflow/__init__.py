@@ -29,6 +29,7 @@ from reflow.retry import (
     waits,
 )
 from reflow.task import Fail, Pause, Retry, Skip, Task, task
+from reflow.task import cache as _cache
 from reflow.task.futures import Future, FutureList, allow_failure, as_completed, unmapped, wait
 from reflow.task.limits import concurrency_limit
 
@@ -40,7 +41,15 @@ def _store_persistence(persist: bool | None, store: object) -> object:
     return persistence(persist, store)
 
 
+def _store_cache() -> object:
+    """The default task cache: the default store's (`REFLOW_STORE=memory`: None, in memory)."""
+    from reflow.store.cache import default_cache
+
+    return default_cache()
+
+
 _persistence.factory = _store_persistence  # type: ignore[assignment]
+_cache.DEFAULT_CACHE_STORE.persistent = _store_cache  # type: ignore[assignment]
 
 
 def resume(run_id: str, store: object = None) -> object:

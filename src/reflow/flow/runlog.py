@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +74,52 @@ def get_run_context() -> RunContext:
     return RunContext(flow_run, task_run)
 
 
+LogSink = Callable[[logging.LogRecord], None]
+
+sinks: tuple[LogSink, ...] = ()
+"""Where run loggers' records go besides logging's own handlers (the store's writer keeps the
+records of the runs it keeps); replaced whole, so emitting never locks."""
+
+
+def add_sink(sink: LogSink) -> None:
+    """Hand every record of a run logger to `sink` (a quick function: append to a queue)."""
+    global sinks
+    sinks = (*sinks, sink)
+
+
+def remove_sink(sink: LogSink) -> None:
+    global sinks
+    sinks = tuple(s for s in sinks if s is not sink)
+
+
+class _ToSinks(logging.Handler):
+    """The handler on every run logger that passes its records to the `sinks`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for sink in sinks:
+            try:
+                sink(record)
+            except Exception:
+                self.handleError(record)
+
+
+_to_sinks = _ToSinks()
+_with_sinks: set[str] = set()
+
+
+def _run_logger(name: str | None) -> logging.Logger:
+    """The logger `name` (default `reflow.runs`, at INFO unless a level was set), with the
+    handler that hands its records to the sinks."""
+    name = name or "reflow.runs"
+    logger = logging.getLogger(name)
+    if name not in _with_sinks:
+        _with_sinks.add(name)
+        logger.addHandler(_to_sinks)
+        if name == "reflow.runs" and logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)  # run logs are meant to be seen, and kept
+    return logger
+
+
 class RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Adds the run's ids and names to every record it logs."""
 
@@ -93,7 +139,7 @@ def get_run_logger(name: str | None = None) -> logging.LoggerAdapter:  # type: i
             "task_run_id": remote.task_run_id,
             "task_name": remote.task_name,
         }
-        return RunLoggerAdapter(logging.getLogger(name or "reflow.runs"), extra)
+        return RunLoggerAdapter(_run_logger(name), extra)
     ctx = get_run_context()
     flow_run, task_run = ctx.flow_run, ctx.task_run
     extra = {
@@ -102,4 +148,4 @@ def get_run_logger(name: str | None = None) -> logging.LoggerAdapter:  # type: i
         "task_run_id": task_run.id if task_run else None,
         "task_name": task_run.task_name if task_run else None,
     }
-    return RunLoggerAdapter(logging.getLogger(name or "reflow.runs"), extra)
+    return RunLoggerAdapter(_run_logger(name), extra)

@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
 from reflow.store import sql
-from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
+from reflow.store.files import PREFIX, ResultFiles
+from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
+from reflow.store.results import Encoded
 from reflow.store.sql import StoreConflict, StoreError
 
 
@@ -22,9 +24,10 @@ class Store(Protocol):
         task_runs: Iterable[TaskRunRecord] = (),
         states: Iterable[StateRecord] = (),
         task_rows: Iterable[tuple[Any, ...]] = (),
+        logs: Iterable[LogRecord] = (),
     ) -> None:
-        """Save the records in one transaction (runs are upserted by id, states appended);
-        `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`), the writer's path."""
+        """Save the records in one transaction (runs are upserted by id, states and logs
+        appended); `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`)."""
         ...
 
     def flow_run(self, run_id: str) -> FlowRunRecord | None: ...
@@ -46,6 +49,26 @@ class Store(Protocol):
         ...
 
     def states(self, run_id: str) -> list[StateRecord]: ...
+
+    def logs(
+        self, flow_run_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[LogRecord]:
+        """A flow run's log records (its tasks' too) in order, those after `seq` `after`."""
+        ...
+
+    def cache_get(self, key: str) -> tuple[str, float, float | None, Encoded] | None:
+        """The task cache's entry for `key`: (task name, created, expires, value)."""
+        ...
+
+    def cache_put(
+        self, key: str, task_name: str, created: float, expires: float | None, value: Encoded
+    ) -> None:
+        """Keep a task result in the cache under `key`, replacing any entry there."""
+        ...
+
+    def cache_clear(self, task_name: str | None = None) -> int:
+        """Forget the cache entries (of one task, or all); returns how many were removed."""
+        ...
 
     def heartbeat(self, run_ids: Iterable[str], at: float, worker: str) -> None:
         """Say these runs are alive, run by `worker`, at time `at`."""
@@ -131,14 +154,20 @@ class SQLStore:
         task_runs: Iterable[TaskRunRecord] = (),
         states: Iterable[StateRecord] = (),
         task_rows: Iterable[tuple[Any, ...]] = (),
+        logs: Iterable[LogRecord] = (),
     ) -> None:
-        """Save the records in one transaction (runs are upserted by id, states appended);
-        `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`), the writer's path."""
+        """Save the records in one transaction (runs are upserted by id, states and logs
+        appended); `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`), the
+        writer's path. Results past `inline_limit` bytes go to files first."""
         p = self.placeholder
         flows = [sql.flow_row(r) for r in flow_runs]
         tasks = [sql.task_row(r) for r in task_runs]
         tasks.extend(task_rows)
         changes = [sql.state_row(r) for r in states]
+        lines = [sql.log_row(r) for r in logs]
+        if self.files is not None:
+            flows = [self._outline(row, 12, 16) for row in flows]
+            tasks = [self._outline(row, 10) for row in tasks]
         with self._transaction() as cur:
             if flows:
                 cur.executemany(sql.upsert_flow_run(p), flows)
@@ -146,6 +175,46 @@ class SQLStore:
                 self._insert_many(cur, sql.upsert_task_run, tasks)
             if changes:
                 cur.executemany(sql.insert_state(p), changes)
+            if lines:
+                cur.executemany(sql.insert_log(p), lines)
+
+    files: ResultFiles | None = None
+    """Where results past `files.inline_limit` bytes are kept (None: all in the database)."""
+
+    def _outline(self, row: tuple[Any, ...], *at: int) -> tuple[Any, ...]:
+        """The row with each large result (its encoding at `at`, blob after) in a file."""
+        files = self.files
+        assert files is not None
+        limit = files.inline_limit
+        if not any(row[i + 1] is not None and len(row[i + 1]) > limit for i in at):
+            return row
+        changed = list(row)
+        for i in at:
+            blob = row[i + 1]
+            if blob is not None and len(blob) > limit:
+                changed[i], changed[i + 1] = files.put(row[i], blob)
+        return tuple(changed)
+
+    def _inline(self, encoded: Encoded | None) -> Encoded | None:
+        """A result read from a row, loaded from its file when it was kept in one."""
+        if encoded is None or not encoded.encoding.startswith(PREFIX):
+            return encoded
+        if self.files is None:
+            raise StoreError(
+                f"{self} holds a result kept in a file, but has no results folder: open it "
+                "with results_dir= naming the folder those files are in"
+            )
+        return self.files.load(encoded.encoding, encoded.data)
+
+    def _flow(self, row: Any) -> FlowRunRecord:
+        record = sql.flow_record(row)
+        record.result, record.call = self._inline(record.result), self._inline(record.call)
+        return record
+
+    def _task(self, row: Any) -> TaskRunRecord:
+        record = sql.task_record(row)
+        record.result = self._inline(record.result)
+        return record
 
     rows_per_statement = 1
     """Rows one INSERT carries (SQLite: many, so a batch is one step of the engine, not a
@@ -173,7 +242,7 @@ class SQLStore:
             f"SELECT {sql.FLOW_COLUMNS} FROM reflow_flow_runs WHERE id = {self.placeholder}",
             (run_id,),
         )
-        return sql.flow_record(rows[0]) if rows else None
+        return self._flow(rows[0]) if rows else None
 
     def flow_runs(
         self, *, state_type: str | None = None, name: str | None = None, limit: int = 50
@@ -192,14 +261,14 @@ class SQLStore:
             f"ORDER BY created DESC, id LIMIT {p}",
             (*args, int(limit)),
         )
-        return [sql.flow_record(r) for r in rows]
+        return [self._flow(r) for r in rows]
 
     def flow_run_by_key(self, run_key: str) -> FlowRunRecord | None:
         rows = self._query(
             f"SELECT {sql.FLOW_COLUMNS} FROM reflow_flow_runs WHERE run_key = {self.placeholder}",
             (run_key,),
         )
-        return sql.flow_record(rows[0]) if rows else None
+        return self._flow(rows[0]) if rows else None
 
     def task_runs(self, flow_run_id: str) -> list[TaskRunRecord]:
         rows = self._query(
@@ -207,7 +276,7 @@ class SQLStore:
             f"WHERE flow_run_id = {self.placeholder} ORDER BY created, call_key",
             (flow_run_id,),
         )
-        return [sql.task_record(r) for r in rows]
+        return [self._task(r) for r in rows]
 
     def completed_task_run(self, flow_run_id: str, key: str) -> TaskRunRecord | None:
         p = self.placeholder
@@ -216,13 +285,13 @@ class SQLStore:
             f"AND call_key = {p} AND state_type = 'COMPLETED'",
             (flow_run_id, key),
         )
-        return sql.task_record(rows[0]) if rows else None
+        return self._task(rows[0]) if rows else None
 
     def states(self, run_id: str) -> list[StateRecord]:
         """A run's state changes in order: a flow run's rows, or a task run's own list."""
         rows = self._query(
-            "SELECT run_id, run_kind, name, type, timestamp, message, attempt FROM "
-            f"reflow_states WHERE run_id = {self.placeholder} ORDER BY seq",
+            f"SELECT {sql.STATE_COLUMNS} FROM reflow_states WHERE run_id = {self.placeholder} "
+            "ORDER BY seq",
             (run_id,),
         )
         if rows:
@@ -232,6 +301,56 @@ class SQLStore:
             (run_id,),
         )
         return sql.task_record(found[0]).states if found else []
+
+    def logs(
+        self, flow_run_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[LogRecord]:
+        p = self.placeholder
+        statement = (
+            f"SELECT {sql.LOG_COLUMNS} FROM reflow_logs WHERE flow_run_id = {p} AND seq > {p} "
+            "ORDER BY seq"
+        )
+        args: tuple[Any, ...] = (flow_run_id, int(after))
+        if limit is not None:
+            statement, args = f"{statement} LIMIT {p}", (*args, int(limit))
+        rows = self._query(statement, args)
+        return [sql.log_record(r) for r in rows]
+
+    def cache_get(self, key: str) -> tuple[str, float, float | None, Encoded] | None:
+        rows = self._query(
+            "SELECT task_name, created, expires, result_encoding, result FROM reflow_cache "
+            f"WHERE key = {self.placeholder}",
+            (key,),
+        )
+        if not rows:
+            return None
+        name, created, expires, encoding, blob = rows[0]
+        value = self._inline(Encoded(encoding, bytes(blob)))
+        assert value is not None
+        return name, created, expires, value
+
+    def cache_put(
+        self, key: str, task_name: str, created: float, expires: float | None, value: Encoded
+    ) -> None:
+        row: tuple[Any, ...] = (key, task_name, created, expires, value.encoding, value.data)
+        if self.files is not None:
+            row = self._outline(row, 4)
+        with self._transaction() as cur:
+            cur.execute(sql.upsert_cache(self.placeholder), row)
+
+    def cache_size(self) -> int:
+        """How many entries the task cache holds."""
+        return int(self._query("SELECT COUNT(*) FROM reflow_cache")[0][0])
+
+    def cache_clear(self, task_name: str | None = None) -> int:
+        with self._transaction() as cur:
+            if task_name is None:
+                cur.execute("DELETE FROM reflow_cache")
+            else:
+                cur.execute(
+                    f"DELETE FROM reflow_cache WHERE task_name = {self.placeholder}", (task_name,)
+                )
+            return int(cur.rowcount)
 
     def heartbeat(self, run_ids: Iterable[str], at: float, worker: str) -> None:
         p = self.placeholder
@@ -251,7 +370,7 @@ class SQLStore:
             "ORDER BY created",
             (before,),
         )
-        return [sql.flow_record(r) for r in rows]
+        return [self._flow(r) for r in rows]
 
     def mark_crashed(self, run_id: str, at: float, message: str) -> bool:
         """Mark a run that is not over as Crashed; False when it ended (or another process
@@ -267,7 +386,8 @@ class SQLStore:
             changed = bool(cur.rowcount == 1)
             if changed:
                 cur.execute(
-                    sql.insert_state(p), (run_id, "flow", "Crashed", "CRASHED", at, message, 0)
+                    sql.insert_state(p),
+                    (run_id, "flow", "Crashed", "CRASHED", at, message, 0, None, None),
                 )
             return changed
 
@@ -284,7 +404,7 @@ class SQLStore:
             f"RETURNING {sql.FLOW_COLUMNS}",
             (worker, at, at),
         )
-        return sql.flow_record(rows[0]) if rows else None
+        return self._flow(rows[0]) if rows else None
 
     skip_locked = ""
     """How the backend skips rows another transaction is claiming (PostgreSQL's clause)."""

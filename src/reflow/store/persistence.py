@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reflow.flow.persistence import StoredCall
 from reflow.store.base import SQLStore
@@ -29,6 +29,9 @@ from reflow.store.results import ResultCodec, load_or_create_key
 from reflow.store.sql import StoreError
 from reflow.store.sqlite import SQLiteStore
 from reflow.store.writer import Recorder
+
+if TYPE_CHECKING:
+    from reflow.store.cache import StoreCache
 
 _lock = threading.Lock()
 logger = logging.getLogger("reflow.store")
@@ -45,6 +48,8 @@ class StorePersistence:
         self._completed: dict[str, dict[str, Any]] = {}
         self._alive: set[str] = set()  # root runs of this process that are running
         self._beating: threading.Thread | None = None
+        self.cache: StoreCache | None = None
+        """The task cache kept in this store (made when tasks first use it)."""
 
     def begin(self, flow_run: Any) -> None:
         record = self.recorder.flow_record(flow_run, flow_run.state)

@@ -5,9 +5,11 @@ Install it with `pip install reflow[postgres]`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from reflow.store.base import SQLStore
+from reflow.store.files import INLINE_LIMIT, ResultFiles
 from reflow.store.sql import StoreError
 
 _MIGRATION_LOCK = 0x7265666C6F77  # "reflow": one advisory lock id for schema changes
@@ -24,8 +26,20 @@ class PostgresStore(SQLStore):
         "serial": "BIGSERIAL PRIMARY KEY",
     }
 
-    def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect_timeout: float = 10.0,
+        *,
+        results_dir: str | Path | None = None,
+        inline_limit: int = INLINE_LIMIT,
+    ) -> None:
+        """`results_dir`: a folder every process using this database can read (a shared
+        file system), for results of more than `inline_limit` bytes; None keeps every
+        result in the database."""
         super().__init__()
+        if results_dir is not None:
+            self.files = ResultFiles(Path(results_dir), inline_limit)
         try:
             import psycopg
         except ImportError as exc:

@@ -73,3 +73,20 @@ class TaskRunRecord:
     states: list[StateRecord] = field(default_factory=list)
     """The run's state changes so far, kept in its own row (one write per task, not per
     state)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One log record of a run (from `reflow.get_run_logger()`), in the order they came."""
+
+    seq: int
+    """Its place among all the store's log records: `logs(run, after=seq)` gives the next."""
+    flow_run_id: str
+    task_run_id: str | None
+    """The task run it was logged in, None for the flow's own code."""
+    timestamp: float
+    level: int
+    """`logging.INFO`, `logging.WARNING`, ..."""
+    logger: str
+    message: str
+    """The formatted message, with the traceback of `exc_info` when there was one."""

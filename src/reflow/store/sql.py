@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
+from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded
 
 
@@ -25,7 +25,7 @@ class StoreConflict(StoreError):
     of that write was kept."""
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each migration: a list of statements; `{blob}` and `{real}` are the dialect's types.
 MIGRATIONS: list[list[str]] = [
@@ -80,6 +80,28 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX reflow_states_run ON reflow_states (run_id, seq)",
     ],
+    [  # 2: failures of flow states, run logs, the task cache
+        "ALTER TABLE reflow_states ADD COLUMN error TEXT",
+        "ALTER TABLE reflow_states ADD COLUMN traceback TEXT",
+        """CREATE TABLE reflow_logs (
+            seq {serial},
+            flow_run_id TEXT NOT NULL,
+            task_run_id TEXT,
+            timestamp {real} NOT NULL,
+            level INTEGER NOT NULL,
+            logger TEXT NOT NULL,
+            message TEXT NOT NULL
+        )""",
+        "CREATE INDEX reflow_logs_run ON reflow_logs (flow_run_id, seq)",
+        """CREATE TABLE reflow_cache (
+            key TEXT PRIMARY KEY,
+            task_name TEXT NOT NULL,
+            created {real} NOT NULL,
+            expires {real},
+            result_encoding TEXT NOT NULL,
+            result {blob} NOT NULL
+        )""",
+    ],
 ]
 
 FLOW_COLUMNS = (
@@ -128,10 +150,29 @@ def upsert_task_run(p: str, rows: int = 1) -> str:
     )
 
 
+STATE_COLUMNS = "run_id, run_kind, name, type, timestamp, message, attempt, error, traceback"
+LOG_COLUMNS = "seq, flow_run_id, task_run_id, timestamp, level, logger, message"
+
+
 def insert_state(p: str) -> str:
+    return f"INSERT INTO reflow_states ({STATE_COLUMNS}) VALUES ({', '.join([p] * 9)})"
+
+
+def insert_log(p: str) -> str:
     return (
-        "INSERT INTO reflow_states (run_id, run_kind, name, type, timestamp, message, attempt) "
-        f"VALUES ({', '.join([p] * 7)})"
+        "INSERT INTO reflow_logs (flow_run_id, task_run_id, timestamp, level, logger, message) "
+        f"VALUES ({', '.join([p] * 6)})"
+    )
+
+
+def upsert_cache(p: str) -> str:
+    updates = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in ("task_name", "created", "expires", "result_encoding", "result")
+    )
+    return (
+        "INSERT INTO reflow_cache (key, task_name, created, expires, result_encoding, result) "
+        f"VALUES ({', '.join([p] * 6)}) ON CONFLICT (key) DO UPDATE SET {updates}"
     )
 
 
@@ -192,7 +233,18 @@ def result_columns(encoded: Encoded | None) -> tuple[str | None, bytes | None]:
 
 
 def state_row(r: StateRecord) -> tuple[Any, ...]:
-    return (r.run_id, r.run_kind, r.name, r.type, r.timestamp, r.message, r.attempt)
+    return (
+        r.run_id, r.run_kind, r.name, r.type, r.timestamp, r.message, r.attempt, r.error,
+        r.traceback,
+    )  # fmt: skip
+
+
+def log_row(r: LogRecord) -> tuple[Any, ...]:
+    return (r.flow_run_id, r.task_run_id, r.timestamp, r.level, r.logger, r.message)
+
+
+def log_record(row: Sequence[Any]) -> LogRecord:
+    return LogRecord(*row)
 
 
 def _result(encoded: Encoded | None) -> tuple[str | None, bytes | None]:

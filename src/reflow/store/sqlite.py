@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from reflow.store.base import SQLStore
+from reflow.store.files import INLINE_LIMIT, ResultFiles
 from reflow.store.results import reflow_home
 from reflow.store.sql import StoreError
 
@@ -23,10 +24,23 @@ class SQLiteStore(SQLStore):
         "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
     }
 
-    def __init__(self, path: str | Path | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        timeout: float = 30.0,
+        *,
+        inline_limit: int = INLINE_LIMIT,
+        results_dir: str | Path | None = None,
+    ) -> None:
+        """`inline_limit`: results of more bytes are kept as files in `results_dir` (default:
+        `<name>-results/` beside the database file)."""
         super().__init__()
         self.path = Path(path) if path is not None else reflow_home() / "reflow.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(results_dir) if results_dir is not None else None
+        self.files = ResultFiles(
+            folder or self.path.with_name(f"{self.path.stem}-results"), inline_limit
+        )
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout, check_same_thread=False, isolation_level="DEFERRED"

@@ -17,10 +17,11 @@ from collections import deque
 from typing import Any
 
 from reflow import events
+from reflow.flow import runlog
 from reflow.states import StateType
 from reflow.store import sql
 from reflow.store.base import Store
-from reflow.store.records import FlowRunRecord, StateRecord
+from reflow.store.records import FlowRunRecord, LogRecord, StateRecord
 from reflow.store.results import Encoded, ResultCodec
 
 _COMPLETED = StateType.COMPLETED
@@ -58,6 +59,7 @@ class Recorder:
             self._tracked.setdefault(flow_run_id, root_id or flow_run_id)
             if self._subscription is None:
                 self._subscription = events.subscribe(self._on_event)
+                runlog.add_sink(self._on_log)
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._write_loop, name="reflow-store-writer", daemon=True
@@ -81,6 +83,7 @@ class Recorder:
             if not self._tracked and self._subscription is not None:
                 self._subscription.unsubscribe()
                 self._subscription = None
+                runlog.remove_sink(self._on_log)
             return self._failed.pop(root_id, None)
 
     def failure_of(self, root_id: str) -> BaseException | None:
@@ -101,6 +104,28 @@ class Recorder:
         # value as it was returned, not as later code may have changed it.
         encoded = self._encode(state.data) if state.type is _COMPLETED else None
         self._pending.append((event, encoded))
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _on_log(self, record: logging.LogRecord) -> None:
+        """A run logger's record: kept when its flow run is (formatted now, in its thread)."""
+        flow_run_id = getattr(record, "flow_run_id", None)
+        if flow_run_id is None or flow_run_id not in self._tracked:
+            return
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+        self._pending.append(
+            LogRecord(
+                0,
+                flow_run_id,
+                getattr(record, "task_run_id", None),
+                record.created,
+                record.levelno,
+                record.name,
+                message,
+            )
+        )
         if not self._wake.is_set():
             self._wake.set()
 
@@ -128,36 +153,41 @@ class Recorder:
             self._urgent.clear()
             batch: list[Any] = []
             waiters: list[threading.Event] = []
+            logs: list[LogRecord] = []
             while pending:
                 item = pending.popleft()
-                (waiters if type(item) is threading.Event else batch).append(item)
-            if batch:
+                kind = type(item)
+                (
+                    waiters if kind is threading.Event else logs if kind is LogRecord else batch
+                ).append(item)
+            if batch or logs:
                 try:
-                    self._write(batch)
+                    self._write(batch, logs)
                 except Exception as exc:  # never silent: logged, kept, and told at the end
-                    self._record_failure(batch, exc)
+                    self._record_failure(batch, logs, exc)
             for waiter in waiters:
                 waiter.set()
 
-    def _record_failure(self, batch: list[Any], exc: BaseException) -> None:
+    def _record_failure(self, batch: list[Any], logs: list[LogRecord], exc: BaseException) -> None:
         self.errors.append(exc)
-        logger.exception("reflow: writing %d state change(s) to the store failed", len(batch))
-        for event, _ in batch:
-            root = self._tracked.get(event.run_id) or self._tracked.get(event.parent_id or "")
+        logger.exception(
+            "reflow: writing %d state change(s) and %d log record(s) to the store failed",
+            len(batch), len(logs),
+        )  # fmt: skip
+        tracked = self._tracked
+        ids = [(e.run_id, e.parent_id or "") for e, _ in batch]
+        ids += [(r.flow_run_id, "") for r in logs]
+        for run_id, parent_id in ids:
+            root = tracked.get(run_id) or tracked.get(parent_id)
             if root is not None:
                 self._failed.setdefault(root, exc)
 
-    def _write(self, batch: list[tuple[events.StateChange, Encoded | None]]) -> None:
+    def _write(
+        self, batch: list[tuple[events.StateChange, Encoded | None]], logs: list[LogRecord]
+    ) -> None:
         """One transaction: each run's record as of its last change in the batch; a flow
-        run's changes as rows of their own, a task run's inside its record."""
-        states = [
-            StateRecord(
-                e.run_id, e.run_kind, e.state.name, e.state.type.name, e.state.timestamp,
-                e.state.message, e.state.attempt,
-            )
-            for e, _ in batch
-            if e.run_kind == "flow"
-        ]  # fmt: skip
+        run's changes as rows of their own, a task run's inside its record; the logs."""
+        states = [_flow_state(e) for e, _ in batch if e.run_kind == "flow"]
         last = {e.run_id: (e, encoded) for e, encoded in batch}  # one record per run
         flows, tasks = [], []
         for e, encoded in last.values():
@@ -165,7 +195,7 @@ class Recorder:
                 flows.append(self.flow_record(e.run, e.state, encoded))
             else:
                 tasks.append(task_row(e.run, e.state, encoded))
-        self.store.write(flow_runs=flows, task_rows=tasks, states=states)
+        self.store.write(flow_runs=flows, task_rows=tasks, states=states, logs=logs)
 
     def flow_record(
         self, flow_run: Any, state: Any, encoded: Encoded | None = None
@@ -207,6 +237,15 @@ def task_row(run: Any, state: Any, encoded: Encoded | None) -> tuple[Any, ...]:
         run.id, run.parent_id or "", run.key or run.task_name, run.task_name, state.name,
         state.type._value_, _upstream(run.upstream), len(run.attempts), states[0].timestamp,
         state.timestamp, *sql.result_columns(encoded), _error(state), sql.states_json(states),
+    )  # fmt: skip
+
+
+def _flow_state(event: events.StateChange) -> StateRecord:
+    s = event.state
+    error, traceback = sql.failure_text(s.exception) if s.exception is not None else (None, None)
+    return StateRecord(
+        event.run_id, "flow", s.name, s.type._value_, s.timestamp, s.message, s.attempt, error,
+        traceback,
     )  # fmt: skip
 
 

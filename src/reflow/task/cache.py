@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -165,6 +165,8 @@ class CacheEntry:
     value: Any
     created_at: float
     expires_at: float | None = None
+    task_name: str = ""
+    """The task that made it (a store can forget one task's entries)."""
 
     def is_fresh(self, now: float) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -211,7 +213,42 @@ class MemoryCacheStore:
         return len(self._entries)
 
 
-DEFAULT_CACHE_STORE = MemoryCacheStore()
+class DefaultCacheStore:
+    """What tasks without `cache_store=` use: the task cache of the default run store (it
+    survives the process) once the durability layer is there and `REFLOW_STORE` is not
+    `memory`; else an in-process `MemoryCacheStore`."""
+
+    def __init__(self) -> None:
+        self.memory = MemoryCacheStore()
+        self.persistent: Callable[[], CacheStore | None] | None = None
+        """Set by `reflow/__init__`: the durable cache to use now, or None (memory)."""
+
+    def target(self) -> CacheStore:
+        """The cache the next call uses (the environment may have changed)."""
+        found = self.persistent() if self.persistent is not None else None
+        return self.memory if found is None else found
+
+    def get(self, key: str) -> CacheEntry | None:
+        return self.target().get(key)
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        self.target().put(key, entry)
+
+    def __len__(self) -> int:
+        target = self.target()
+        return len(target) if isinstance(target, Sized) else 0
+
+    def clear(self) -> None:
+        """Forget every entry: in memory, and in the durable cache in use."""
+        self.memory.clear()
+        target = self.target()
+        if target is not self.memory:
+            clear = getattr(target, "clear", None)
+            if clear is not None:
+                clear()
+
+
+DEFAULT_CACHE_STORE = DefaultCacheStore()
 """The process-wide store of tasks created without `cache_store=`."""
 
 

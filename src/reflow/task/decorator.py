@@ -303,7 +303,7 @@ class Task(Generic[P, R]):
             return  # a failed or skipped run is never cached
         now = time.time()
         expires = None if self.cache_expiration is None else now + self.cache_expiration
-        self.cache_store.put(key, CacheEntry(state.data, now, expires))
+        self.cache_store.put(key, CacheEntry(state.data, now, expires, self.name))
 
     def _outcome(self, run: TaskRun, return_state: bool) -> Any:
         state = run.state
