@@ -6,6 +6,7 @@ own. With the variable set, an unreachable server is a failure; without it they 
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from reflow.store import (
     Encoded,
     FlowRunRecord,
+    LogRecord,
     PostgresStore,
     ResultCodec,
     SQLiteStore,
@@ -23,6 +25,7 @@ from reflow.store import (
     StoreConflict,
     StoreError,
     TaskRunRecord,
+    UntrustedResultError,
 )
 from reflow.store import sql as schema
 from reflow.store.base import SQLStore
@@ -280,3 +283,123 @@ def test_a_task_runs_states_are_kept_in_its_record(store: SQLStore) -> None:
 
     assert run.states == history
     assert store.states("t1") == history
+
+
+def test_a_flow_states_failure_round_trips(store: SQLStore) -> None:
+    failed = StateRecord(
+        "f1", "flow", "Failed", "FAILED", 4.0, "it broke", 1, "ValueError: bad",
+        "Traceback (most recent call last):\n  ...\nValueError: bad",
+    )  # fmt: skip
+    store.write(states=[StateRecord("f1", "flow", "Running", "RUNNING", 3.0), failed])
+
+    assert store.states("f1")[-1] == failed
+    assert store.states("f1")[0].error is None
+
+
+def test_a_task_states_failure_round_trips_in_its_record(store: SQLStore) -> None:
+    history = [
+        StateRecord("t1", "task", "Running", "RUNNING", 2.0, "", 1),
+        StateRecord("t1", "task", "AwaitingRetry", "SCHEDULED", 3.0, "", 1, "OSError: x", "tb"),
+        StateRecord("t1", "task", "Completed", "COMPLETED", 4.0, "", 2),
+    ]
+    store.write(task_runs=[task_record("t1", "fetch-0", states=history)])
+
+    assert store.states("t1") == history
+
+
+def test_logs_come_back_in_order_after_a_point(store: SQLStore) -> None:
+    lines = [
+        LogRecord(0, "f1", None, 1.0, logging.INFO, "reflow.runs", "starting"),
+        LogRecord(0, "f1", "t1", 2.0, logging.WARNING, "reflow.runs", "slow reply"),
+        LogRecord(0, "other", None, 2.5, logging.INFO, "reflow.runs", "elsewhere"),
+    ]
+    store.write(logs=lines[:2])
+    store.write(logs=lines[2:])
+    store.write(logs=[LogRecord(0, "f1", "t2", 3.0, logging.ERROR, "app", "gave up")])
+
+    got = store.logs("f1")
+    assert [(r.task_run_id, r.level, r.logger, r.message) for r in got] == [
+        (None, logging.INFO, "reflow.runs", "starting"),
+        ("t1", logging.WARNING, "reflow.runs", "slow reply"),
+        ("t2", logging.ERROR, "app", "gave up"),
+    ]
+    assert [r.seq for r in got] == sorted(r.seq for r in got)
+    assert [r.message for r in store.logs("f1", after=got[0].seq)] == ["slow reply", "gave up"]
+    assert [r.message for r in store.logs("f1", limit=1)] == ["starting"]
+    assert store.logs("missing") == []
+
+
+def test_the_task_cache_keeps_replaces_and_forgets(store: SQLStore) -> None:
+    store.cache_put("k1", "fetch", 1.0, None, Encoded("json", b"1"))
+    store.cache_put("k2", "parse", 1.0, 9.0, Encoded("json", b"2"))
+    store.cache_put("k1", "fetch", 2.0, 5.0, Encoded("json", b"3"))
+
+    assert store.cache_get("k1") == ("fetch", 2.0, 5.0, Encoded("json", b"3"))
+    assert store.cache_get("k3") is None
+    assert store.cache_size() == 2
+    assert store.cache_clear("parse") == 1
+    assert store.cache_get("k2") is None
+    assert store.cache_clear() == 1
+    assert store.cache_size() == 0
+
+
+def test_a_version_1_database_is_migrated_keeping_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "reflow.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE reflow_meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO reflow_meta VALUES ('schema_version', '1')")
+    for statement in schema.statements(schema.MIGRATIONS[0], SQLiteStore.types):
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO reflow_states (run_id, run_kind, name, type, timestamp, message, attempt) "
+        "VALUES ('f1', 'flow', 'Running', 'RUNNING', 1.0, '', 0)"
+    )
+    conn.commit()
+    conn.close()
+
+    with SQLiteStore(path) as store:
+        assert store.states("f1") == [StateRecord("f1", "flow", "Running", "RUNNING", 1.0)]
+        store.write(logs=[LogRecord(0, "f1", None, 2.0, logging.INFO, "reflow.runs", "hi")])
+        assert [r.message for r in store.logs("f1")] == ["hi"]
+
+
+def test_a_large_result_is_kept_in_a_file_beside_the_database(tmp_path: Path) -> None:
+    big = Encoded("pickle", b"x" * 5000)
+    with SQLiteStore(tmp_path / "reflow.db", inline_limit=1000) as store:
+        store.write(
+            flow_runs=[flow_record(result=big, call=Encoded("json", b"[[], {}]"))],
+            task_runs=[task_record("t1", "fetch-0", result=big)],
+        )
+        store.cache_put("k1", "fetch", 1.0, None, big)
+
+        files = [p for p in (tmp_path / "reflow-results").rglob("*") if p.is_file()]
+        (raw,) = store._query("SELECT result_encoding, length(result) FROM reflow_task_runs")
+        (flow,) = [store.flow_run("f1")]
+        (task,) = store.task_runs("f1")
+        cached = store.cache_get("k1")
+    assert len(files) == 1  # one file: the same bytes are kept once
+    assert raw[0] == "file:pickle"
+    assert raw[1] < 200
+    assert flow is not None
+    assert flow.result == big
+    assert flow.call == Encoded("json", b"[[], {}]")
+    assert task.result == big
+    assert cached is not None
+    assert cached[3] == big
+
+
+def test_a_result_file_changed_on_disk_is_refused(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "reflow.db", inline_limit=10) as store:
+        store.write(
+            task_runs=[
+                task_record("t1", "fetch-0", result=Encoded("json", b'"' + b"a" * 50 + b'"'))
+            ]
+        )
+        (path,) = [p for p in (tmp_path / "reflow-results").rglob("*") if p.is_file()]
+        path.write_bytes(b'"' + b"b" * 50 + b'"')
+
+        with pytest.raises(UntrustedResultError, match="changed after it was written"):
+            store.task_runs("f1")
+        path.unlink()
+        with pytest.raises(StoreError, match="missing"):
+            store.task_runs("f1")

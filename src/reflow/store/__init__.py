@@ -10,7 +10,7 @@ write to a store yet.
 from reflow.store.base import SQLStore, Store, StoreConflict, StoreError
 from reflow.store.persistence import mark_crashed, open_store
 from reflow.store.postgres import PostgresStore
-from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
+from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import (
     Encoded,
     ResultCodec,
@@ -24,6 +24,7 @@ from reflow.store.worker import run_worker, submit_run
 __all__ = [
     "Encoded",
     "FlowRunRecord",
+    "LogRecord",
     "PostgresStore",
     "SQLStore",
     "SQLiteStore",

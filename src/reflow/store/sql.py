@@ -200,14 +200,18 @@ def _state_item(s: StateRecord) -> list[Any]:
     return item if s.error is None else [*item, s.error, s.traceback]
 
 
-def states_json(states: Iterable[Any]) -> str:
+def states_json(states: Iterable[Any], attempts: Sequence[Any] = ()) -> str:
     """A task run's `State` objects as the JSON its row keeps: `[name, type, timestamp,
     message, attempt]` each, with `error` and `traceback` after them for a state with an
-    exception (every failed attempt keeps its own)."""
+    exception, or an AwaitingRetry whose attempt (in `attempts`, the run's `AttemptRecord`s)
+    failed with one: every failed attempt keeps its own."""
     items = []
     for s in states:
         exc = s.exception
         item = [s.name, s.type._value_, s.timestamp, s.message, s.attempt]
+        if exc is None and s.name == "AwaitingRetry" and 0 < s.attempt <= len(attempts):
+            outcome = attempts[s.attempt - 1].state
+            exc = outcome.exception if outcome is not None else None
         if exc is not None:
             item += failure_text(exc)
         items.append(item)

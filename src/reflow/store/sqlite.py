@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,7 +37,17 @@ class SQLiteStore(SQLStore):
         `<name>-results/` beside the database file)."""
         super().__init__()
         self.path = Path(path) if path is not None else reflow_home() / "reflow.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"the folder of the store {self.path} cannot be made: {exc}") from exc
+        for place in (self.path, self.path.parent):
+            if place.exists() and not os.access(place, os.W_OK):
+                raise StoreError(
+                    f"{self.path} cannot be used as a reflow store: {place} is read-only (a "
+                    "read-only disk, or permissions). reflow writes every run it keeps: give it "
+                    "a writable place (REFLOW_HOME, store=), or REFLOW_STORE=memory"
+                )
         folder = Path(results_dir) if results_dir is not None else None
         self.files = ResultFiles(
             folder or self.path.with_name(f"{self.path.stem}-results"), inline_limit

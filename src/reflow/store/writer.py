@@ -236,7 +236,8 @@ def task_row(run: Any, state: Any, encoded: Encoded | None) -> tuple[Any, ...]:
     return (
         run.id, run.parent_id or "", run.key or run.task_name, run.task_name, state.name,
         state.type._value_, _upstream(run.upstream), len(run.attempts), states[0].timestamp,
-        state.timestamp, *sql.result_columns(encoded), _error(state), sql.states_json(states),
+        state.timestamp, *sql.result_columns(encoded), _error(state),
+        sql.states_json(states, run.attempts),
     )  # fmt: skip
 
 
