@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from reflow import events
+from reflow.secrets import redact, redact_text
 from reflow.store.base import Store
 from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded, ResultCodec
@@ -111,7 +112,7 @@ class Recorder:
         states = [
             StateRecord(
                 e.run_id, e.run_kind, e.state.name, e.state.type.name, e.state.timestamp,
-                e.state.message, e.state.attempt,
+                redact_text(e.state.message), e.state.attempt,
             )
             for e in batch
             if e.run_kind == "flow"
@@ -133,7 +134,7 @@ class Recorder:
             updated=state.timestamp,
             version=flow_run.version,
             parent_id=flow_run.parent_id,
-            parameters=dict(flow_run.parameters),
+            parameters=redact(flow_run.parameters, _signature(flow_run)),
             run_key=getattr(flow_run, "run_key", None),
             result=self._encode(state.data) if state.is_completed() else None,
             error=_error(state),
@@ -155,7 +156,15 @@ class Recorder:
             result=self._encode(state.data) if state.is_completed() else None,
             error=_error(state),
             states=[
-                StateRecord(run.id, "task", s.name, s.type.name, s.timestamp, s.message, s.attempt)
+                StateRecord(
+                    run.id,
+                    "task",
+                    s.name,
+                    s.type.name,
+                    s.timestamp,
+                    redact_text(s.message),
+                    s.attempt,
+                )
                 for s in _until(run.states, state)
             ],
         )
@@ -178,8 +187,13 @@ def _until(states: list[Any], last: Any) -> list[Any]:
     return list(states)
 
 
+def _signature(flow_run: Any) -> Any:
+    """The flow function's signature (which parameters are hinted `Secret[...]`)."""
+    return getattr(getattr(flow_run.flow, "_parameters", None), "signature", None)
+
+
 def _error(state: Any) -> str | None:
     exc = state.exception
     if exc is None:
-        return state.message or None if state.is_failed() else None
-    return f"{type(exc).__name__}: {exc}"
+        return redact_text(state.message) or None if state.is_failed() else None
+    return redact_text(f"{type(exc).__name__}: {exc}")
