@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
 from reflow.store import sql
+from reflow.store.operations import OperationsQueries
 from reflow.store.records import FlowRunRecord, StateRecord, TaskRunRecord
 from reflow.store.sql import StoreConflict, StoreError
 
@@ -56,7 +57,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class SQLStore:
+class SQLStore(OperationsQueries):
     """The queries, over a DB-API connection used by one thread at a time."""
 
     placeholder = "?"

@@ -24,7 +24,7 @@ class StoreConflict(StoreError):
     of that write was kept."""
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each migration: a list of statements; `{blob}` and `{real}` are the dialect's types.
 MIGRATIONS: list[list[str]] = [
@@ -78,6 +78,32 @@ MIGRATIONS: list[list[str]] = [
             attempt INTEGER NOT NULL
         )""",
         "CREATE INDEX reflow_states_run ON reflow_states (run_id, seq)",
+    ],
+    # 2 (operations): cancel requests read by a run's own process; schedules `reflow serve`
+    # keeps with their next fire time. Two new tables, nothing else changed.
+    [
+        """CREATE TABLE reflow_cancel_requests (
+            run_id TEXT PRIMARY KEY,
+            requested {real} NOT NULL,
+            requested_by TEXT NOT NULL
+        )""",
+        """CREATE TABLE reflow_schedules (
+            name TEXT PRIMARY KEY,
+            flow_name TEXT NOT NULL,
+            flow_path TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            expression TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            parameters TEXT NOT NULL,
+            catchup INTEGER NOT NULL,
+            next_run {real},
+            last_run {real},
+            last_run_id TEXT,
+            server TEXT,
+            heartbeat {real},
+            created {real} NOT NULL,
+            updated {real} NOT NULL
+        )""",
     ],
 ]
 
