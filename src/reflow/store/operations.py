@@ -151,6 +151,13 @@ class OperationsQueries:
         )
         return {row[0] for row in rows}
 
+    def clear_cancel(self, run_id: str) -> None:
+        """Forget a run's cancel request (it is resumed on purpose)."""
+        with self._transaction() as cur:
+            cur.execute(
+                f"DELETE FROM reflow_cancel_requests WHERE run_id = {self.placeholder}", (run_id,)
+            )
+
     # -- schedules ----------------------------------------------------------------------------
 
     def save_schedule(self, record: ScheduleRecord) -> None:
@@ -179,17 +186,17 @@ class OperationsQueries:
         return [_schedule_record(r) for r in rows]
 
     def advance_schedule(
-        self, name: str, expected: float | None, next_run: float, fired: float, run_id: str,
-        at: float,
-    ) -> bool:  # fmt: skip
-        """Move a schedule on from `expected` to `next_run`, recording the run it fired; False
-        when another process moved it first (so each fire time fires once)."""
+        self, name: str, expected: float, next_run: float, fired: float, at: float
+    ) -> bool:
+        """Move a schedule on from the fire time `expected` to `next_run`, recording `fired`
+        as its last run's time; False when another process moved it first (so each fire time
+        fires once)."""
         p = self.placeholder
         with self._transaction() as cur:
             cur.execute(
-                f"UPDATE reflow_schedules SET next_run = {p}, last_run = {p}, last_run_id = {p}, "
-                f"updated = {p} WHERE name = {p} AND next_run = {p}",
-                (next_run, fired, run_id, at, name, expected),
+                f"UPDATE reflow_schedules SET next_run = {p}, last_run = {p}, updated = {p} "
+                f"WHERE name = {p} AND next_run = {p}",
+                (next_run, fired, at, name, expected),
             )
             return bool(cur.rowcount == 1)
 
