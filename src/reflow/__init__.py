@@ -28,6 +28,7 @@ from reflow.retry import (
     retry,
     waits,
 )
+from reflow.secrets import Secret, SecretNotFound, secret
 from reflow.task import Fail, Pause, Retry, Skip, Task, task
 from reflow.task.futures import Future, FutureList, allow_failure, as_completed, unmapped, wait
 from reflow.task.limits import concurrency_limit
@@ -74,6 +75,8 @@ __all__ = [
     "Retriable",
     "Retry",
     "RetryBudget",
+    "Secret",
+    "SecretNotFound",
     "Skip",
     "StopRetrying",
     "Task",
@@ -89,6 +92,7 @@ __all__ = [
     "get_run_logger",
     "resume",
     "retry",
+    "secret",
     "submit_run",
     "task",
     "triggers",
