@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 import threading
@@ -76,8 +77,15 @@ def handle_errors(fn: F) -> F:
 
 
 def stdout() -> Console:
-    """A console on standard output as it is now (the test runner replaces it)."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    """A console on standard output as it is now (the test runner replaces it). Not a
+    terminal: 160 columns (or $COLUMNS), so piped lines are cut less."""
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(
+            file=sys.stdout, highlight=False, soft_wrap=False,
+            width=int(os.environ.get("COLUMNS") or 0) or 160,
+        )  # fmt: skip
+    return console
 
 
 # -- the store ---------------------------------------------------------------------------------

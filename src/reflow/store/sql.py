@@ -164,7 +164,7 @@ def flow_row(r: FlowRunRecord) -> tuple[Any, ...]:
     call_encoding, call = _result(r.call)
     return (
         r.id, r.name, r.version, r.parent_id, r.state, r.state_type,
-        json.dumps(r.parameters, default=repr), r.run_key, r.created, r.updated, r.heartbeat,
+        json.dumps(r.parameters, default=_shown), r.run_key, r.created, r.updated, r.heartbeat,
         r.worker, encoding, blob, r.error, r.flow_path, call_encoding, call,
     )  # fmt: skip
 
@@ -180,6 +180,12 @@ def task_row(r: TaskRunRecord) -> tuple[Any, ...]:
 
 def state_row(r: StateRecord) -> tuple[Any, ...]:
     return (r.run_id, r.run_kind, r.name, r.type, r.timestamp, r.message, r.attempt)
+
+
+def _shown(value: Any) -> str:
+    """A parameter JSON cannot hold, as text: ISO 8601 for dates and times, else its repr."""
+    isoformat = getattr(value, "isoformat", None)
+    return str(isoformat()) if callable(isoformat) else repr(value)
 
 
 def _result(encoded: Encoded | None) -> tuple[str | None, bytes | None]:
