@@ -142,3 +142,11 @@ def test_an_error_in_the_users_file_is_one_line(
     assert result.stderr.strip().splitlines() == [
         f"reflow: error: {broken} raised ImportError while loading: no module named slack_sdk"
     ]
+
+
+def test_a_big_map_is_one_row_of_the_summary(runner: CliRunner, store: str) -> None:
+    result = runner.invoke(app, ["run", target("squares"), "-p", "n=25", "--store", store])
+
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("square (")]
+    assert row.split()[:5] == ["square", "(25", "runs)", "25", "Completed"]

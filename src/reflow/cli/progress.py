@@ -169,10 +169,12 @@ class RunDisplay:
                 )
                 node = branch.add(label)
                 busy = [r for r in runs if r.state_type not in FINAL]
+                busy.sort(key=lambda r: r.state_type == "PENDING")  # running ones first
                 for run in busy[:SHOWN_PER_MAP]:
                     node.add(Text.from_markup(_task_line(run)))
                 if len(busy) > SHOWN_PER_MAP:
-                    node.add(Text(f"... {len(busy) - SHOWN_PER_MAP} more running", style="dim"))
+                    more = len(busy) - SHOWN_PER_MAP
+                    node.add(Text(f"... {more} more not finished", style="dim"))
         bar = Table.grid(padding=(0, 1))
         bar.add_row(
             "task runs", ProgressBar(total=max(total, 1), completed=finished, width=40),
@@ -204,8 +206,14 @@ def task_duration(run: Any) -> float | None:
     return float(attempts[-1].ended - attempts[0].started)
 
 
+SUMMED_OVER = 20
+"""A task with more runs than this (a big map) gets one summary row, not one per run."""
+
+
 def summary_table(flow_run: Any) -> Table:
-    """One row per task run (subflows' too): task, state, attempts, duration."""
+    """One row per task run (subflows' too): task, state, attempts, duration; a task with
+    more than `SUMMED_OVER` runs gets one row: its runs' states counted, attempts added, and
+    the longest duration."""
     table = Table(title=None, box=None, header_style="bold", pad_edge=False)
     table.add_column("task")
     table.add_column("state")
@@ -213,7 +221,17 @@ def summary_table(flow_run: Any) -> Table:
     table.add_column("duration", justify="right")
 
     def add(run_of: Any, prefix: str) -> None:
-        for run in run_of.task_runs:
+        runs = run_of.task_runs
+        counts: dict[str, int] = {}
+        for run in runs:
+            counts[run.task_name] = counts.get(run.task_name, 0) + 1
+        summed: set[str] = set()
+        for run in runs:
+            if counts[run.task_name] > SUMMED_OVER:
+                if run.task_name not in summed:
+                    summed.add(run.task_name)
+                    _summed_row(table, prefix, [r for r in runs if r.task_name == run.task_name])
+                continue
             table.add_row(
                 prefix + (run.key or run.task_name),
                 styled_state(run.state.name, run.state.type.name),
@@ -231,6 +249,19 @@ def summary_table(flow_run: Any) -> Table:
 
     add(flow_run, "")
     return table
+
+
+def _summed_row(table: Table, prefix: str, runs: list[Any]) -> None:
+    views = [
+        TaskView(r.key or r.task_name, r.task_name, r.state.name, r.state.type.name) for r in runs
+    ]
+    durations = [d for d in (task_duration(r) for r in runs) if d is not None]
+    table.add_row(
+        f"{prefix}{runs[0].task_name} ({len(runs)} runs)",
+        _counts(views),
+        str(sum(len(r.attempts) for r in runs)),
+        f"max {seconds(max(durations))}" if durations else "-",
+    )
 
 
 __all__ = ["RunDisplay", "summary_table", "task_duration"]
