@@ -144,3 +144,31 @@ def test_serve_fires_an_interval_runs_ad_hoc_runs_and_stops_on_sigterm(
     with SQLiteStore(store) as db:
         (kept,) = db.schedules()
     assert kept.server is None  # nobody serves it now
+
+
+def test_an_interrupted_run_exits_130_crashed_and_resumes(store: str) -> None:
+    SQLiteStore(store).close()
+    running = _start("run", target("slow"), "-p", "n=150", "-p", "seconds=0.01", "--store", store)
+    try:
+        with SQLiteStore(store) as db:
+            _wait_for(
+                lambda: len(db.task_runs(db.flow_runs()[0].id)) >= 3 if db.flow_runs() else False
+            )
+        running.send_signal(signal.SIGINT)
+        _, err = running.communicate(timeout=60)
+    finally:
+        running.kill()
+    assert running.returncode == 130
+    assert "is Crashed; carry it on with `reflow runs resume" in err
+    with SQLiteStore(store) as db:
+        (record,) = db.flow_runs()
+        assert record.state == "Crashed"
+        done_before = sum(t.state == "Completed" for t in db.task_runs(record.id))
+
+    resumed = run_reflow("runs", "resume", record.id, "--store", store)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert "nap (150 runs)  150 Completed" in resumed.stdout
+    with SQLiteStore(store) as db:
+        assert db.flow_run(record.id).state == "Completed"  # type: ignore[union-attr]
+    assert done_before >= 2
