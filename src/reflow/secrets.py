@@ -299,7 +299,10 @@ class SecretsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not _revealed:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the handler reports it, as it would anyway
+            return True
         masked = redact_text(message)
         if masked != message:
             record.msg, record.args = masked, None
