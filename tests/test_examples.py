@@ -13,6 +13,14 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXPECTED = {
     "retry_demo.py": ["after 3 calls", "gave up after 3 attempts", "done in"],
     "task_demo.py": ["Cached", "Skipped", "AwaitingRetry > Retrying > Completed", "done in"],
+    "standup.py": [
+        "fetch_updates-0 AwaitingRetry: attempt 1 failed (ServiceUnavailable",
+        "check_member-0[0] Skipped",
+        "send_reminder-0[1] Completed",
+        "post_report-0 Completed",
+        "flow run standup",
+        "reflow runs show",
+    ],
     "flow_demo.py": [
         "Skipped",
         "TriggerFailed",

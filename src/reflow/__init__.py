@@ -28,6 +28,7 @@ from reflow.retry import (
     retry,
     waits,
 )
+from reflow.secrets import Secret, SecretNotFound, secret
 from reflow.task import Fail, Pause, Retry, Skip, Task, task
 from reflow.task import cache as _cache
 from reflow.task.futures import Future, FutureList, allow_failure, as_completed, unmapped, wait
@@ -83,6 +84,8 @@ __all__ = [
     "Retriable",
     "Retry",
     "RetryBudget",
+    "Secret",
+    "SecretNotFound",
     "Skip",
     "StopRetrying",
     "Task",
@@ -98,6 +101,7 @@ __all__ = [
     "get_run_logger",
     "resume",
     "retry",
+    "secret",
     "submit_run",
     "task",
     "triggers",

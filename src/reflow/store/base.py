@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 
 from reflow.store import sql
 from reflow.store.files import PREFIX, ResultFiles
+from reflow.store.operations import OperationsQueries
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded
 from reflow.store.sql import StoreConflict, StoreError
@@ -81,7 +82,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class SQLStore:
+class SQLStore(OperationsQueries):
     """The queries, over a DB-API connection used by one thread at a time."""
 
     placeholder = "?"

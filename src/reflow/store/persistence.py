@@ -47,6 +47,7 @@ class StorePersistence:
         self.recorder = Recorder(store, codec)
         self._completed: dict[str, dict[str, Any]] = {}
         self._alive: set[str] = set()  # root runs of this process that are running
+        self._runs: dict[str, Any] = {}  # every running run of this process (cancel requests)
         self._beating: threading.Thread | None = None
         self.cache: StoreCache | None = None
         """The task cache kept in this store (made when tasks first use it)."""
@@ -78,6 +79,9 @@ class StorePersistence:
         self._completed[flow_run.id] = {
             r.key: r for r in self.store.task_runs(flow_run.id) if r.state_type == "COMPLETED"
         }
+        self._runs[flow_run.id] = flow_run
+        if parent is None and self.store.cancel_requested([flow_run.id]):
+            flow_run.cancel()  # asked before it started (a queued run claimed meanwhile)
 
     def completed(self, flow_run_id: str, key: str) -> StoredCall | None:
         record = self._completed.get(flow_run_id, {}).get(key)
@@ -122,16 +126,32 @@ class StorePersistence:
                 self._beating.start()
 
     def _beat(self) -> None:
+        """Beat every `heartbeat_seconds`; in between, about every second, read the cancel
+        requests of the runs still alive and cancel them here, where they run."""
+        next_beat = time.monotonic() + heartbeat_seconds()
         while True:
-            time.sleep(heartbeat_seconds())
+            time.sleep(max(0.0, min(1.0, next_beat - time.monotonic())))
             alive = list(self._alive)
             try:
-                self.store.heartbeat(alive, time.time(), WORKER)
+                if alive:
+                    self._cancel_requested(alive)
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + heartbeat_seconds()
+                    self.store.heartbeat(alive, time.time(), WORKER)
             except Exception:  # logged; the next beat tries again
                 logger.exception("reflow: writing the heartbeat of %d run(s) failed", len(alive))
 
+    def _cancel_requested(self, alive: list[str]) -> None:
+        for run_id in self.store.cancel_requested(alive):
+            for flow_run in list(self._runs.values()):
+                if flow_run.id == run_id or self.recorder.root_of(flow_run.id) == run_id:
+                    if not flow_run.cancel_requested:
+                        logger.info("reflow: flow run %s is cancelled (asked in the store)", run_id)
+                    flow_run.cancel()
+
     def end(self, flow_run: Any) -> None:
         self._alive.discard(flow_run.id)
+        self._runs.pop(flow_run.id, None)
         if flow_run.parent_id is None:
             failed = self.recorder.release(flow_run.id)  # flushed: committed before returning
         else:
@@ -162,7 +182,9 @@ os.register_at_fork(after_in_child=_refresh_worker)
 
 def heartbeat_seconds() -> float:
     """How often a running flow run says it is alive: `REFLOW_HEARTBEAT_SECONDS` (10)."""
-    return float(os.environ.get("REFLOW_HEARTBEAT_SECONDS") or 10)
+    from reflow.settings import settings
+
+    return settings().heartbeat_seconds
 
 
 def mark_crashed(store: Any = None, stale_after: float | None = None) -> list[str]:
@@ -240,7 +262,9 @@ def open_store(url: str | Path | None = None) -> SQLStore:
 
 def persistence(persist: bool | None, store: Any) -> StorePersistence | None:
     """The flow layer's factory: how a flow with these options is kept (None: memory)."""
-    url = os.environ.get("REFLOW_STORE")
+    from reflow.settings import settings
+
+    url = settings().store
     if store is None:
         if url == "memory" or (persist is None and not url):
             return None
@@ -254,30 +278,63 @@ def persistence(persist: bool | None, store: Any) -> StorePersistence | None:
         return kept
 
 
+SCRIPT_MODULE = "__reflow_resume__"
+"""The module name of a script's code loaded by `find_flow` (the CLI's `FILE.py:FLOW` too)."""
+
+
 def flow_path(flow: Any) -> str:
     """`module:qualname` (or `/path/script.py:qualname` for a script) to find it again."""
     module = getattr(flow, "__module__", "")
     name = getattr(flow, "__qualname__", "")
-    if module == "__main__":
-        main = sys.modules.get("__main__")
-        path = getattr(main, "__file__", None)
+    if module in ("__main__", SCRIPT_MODULE):
+        namespace = getattr(getattr(flow, "fn", None), "__globals__", None) or {}
+        path = namespace.get("__file__")
+        if path is None and module == "__main__":
+            path = getattr(sys.modules.get("__main__"), "__file__", None)
         if path:
             return f"{Path(path).resolve()}:{name}"
     return f"{module}:{name}"
 
 
+_scripts: dict[str, tuple[int, dict[str, Any]]] = {}
+_scripts_lock = threading.Lock()
+
+
 def find_flow(path: str) -> Any:
-    """The flow object at a `flow_path()`."""
+    """The flow object at a `flow_path()`: `module:name`, or `/path/script.py:name`.
+
+    A script runs once per process (again only when its file changed), as an imported module
+    would, under the name `__reflow_resume__` (so its `if __name__ == "__main__":` block does
+    not run); its folder is put on `sys.path` first, as `python script.py` does.
+    """
     where, _, name = path.rpartition(":")
     if where.endswith(".py"):
-        namespace = runpy.run_path(where, run_name="__reflow_resume__")
+        namespace = load_script(where)
         target: Any = namespace.get(name.split(".")[0])
+        if target is None:
+            raise LookupError(f"{where} has no {name.split('.')[0]!r}")
         rest = name.split(".")[1:]
     else:
         target, rest = importlib.import_module(where), name.split(".")
     for part in rest:
         target = getattr(target, part)
     return target
+
+
+def load_script(where: str | Path) -> dict[str, Any]:
+    """Run a script's code once (again when it changed) and return its globals."""
+    script = Path(where).resolve()
+    stamp = script.stat().st_mtime_ns
+    with _scripts_lock:
+        loaded = _scripts.get(str(script))
+        if loaded is not None and loaded[0] == stamp:
+            return loaded[1]
+        folder = str(script.parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        namespace = runpy.run_path(str(script), run_name=SCRIPT_MODULE)
+        _scripts[str(script)] = (stamp, namespace)
+        return namespace
 
 
 def resume(run_id: str, store: Any = None) -> Any:

@@ -34,8 +34,10 @@ class Encoded:
 
 
 def reflow_home() -> Path:
-    """`$REFLOW_HOME`, or `.reflow` in the working directory when it is unset."""
-    return Path(os.environ.get("REFLOW_HOME") or ".reflow")
+    """`$REFLOW_HOME` (or `home` in reflow.toml), else `.reflow` in the working directory."""
+    from reflow.settings import settings
+
+    return settings().home
 
 
 def load_or_create_key(path: Path | None = None) -> bytes:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from reflow.secrets import redact_text
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded
 
@@ -25,7 +26,7 @@ class StoreConflict(StoreError):
     of that write was kept."""
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each migration: a list of statements; `{blob}` and `{real}` are the dialect's types.
 MIGRATIONS: list[list[str]] = [
@@ -100,6 +101,32 @@ MIGRATIONS: list[list[str]] = [
             expires {real},
             result_encoding TEXT NOT NULL,
             result {blob} NOT NULL
+        )""",
+    ],
+    # 3 (operations): cancel requests read by a run's own process; schedules `reflow serve`
+    # keeps with their next fire time. Two new tables, nothing else changed.
+    [
+        """CREATE TABLE reflow_cancel_requests (
+            run_id TEXT PRIMARY KEY,
+            requested {real} NOT NULL,
+            requested_by TEXT NOT NULL
+        )""",
+        """CREATE TABLE reflow_schedules (
+            name TEXT PRIMARY KEY,
+            flow_name TEXT NOT NULL,
+            flow_path TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            expression TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            parameters TEXT NOT NULL,
+            catchup INTEGER NOT NULL,
+            next_run {real},
+            last_run {real},
+            last_run_id TEXT,
+            server TEXT,
+            heartbeat {real},
+            created {real} NOT NULL,
+            updated {real} NOT NULL
         )""",
     ],
 ]
@@ -181,7 +208,7 @@ def flow_row(r: FlowRunRecord) -> tuple[Any, ...]:
     call_encoding, call = _result(r.call)
     return (
         r.id, r.name, r.version, r.parent_id, r.state, r.state_type,
-        json.dumps(r.parameters, default=repr), r.run_key, r.created, r.updated, r.heartbeat,
+        json.dumps(r.parameters, default=_shown), r.run_key, r.created, r.updated, r.heartbeat,
         r.worker, encoding, blob, r.error, r.flow_path, call_encoding, call,
     )  # fmt: skip
 
@@ -208,7 +235,7 @@ def states_json(states: Iterable[Any], attempts: Sequence[Any] = ()) -> str:
     items = []
     for s in states:
         exc = s.exception
-        item = [s.name, s.type._value_, s.timestamp, s.message, s.attempt]
+        item = [s.name, s.type._value_, s.timestamp, redact_text(s.message), s.attempt]
         if exc is None and s.name == "AwaitingRetry" and 0 < s.attempt <= len(attempts):
             outcome = attempts[s.attempt - 1].state
             exc = outcome.exception if outcome is not None else None
@@ -228,7 +255,8 @@ def failure_text(exc: BaseException) -> list[str]:
         if kind.__module__ == "builtins"
         else f"{kind.__module__}.{kind.__qualname__}"
     )
-    return [f"{name}: {exc}", "".join(traceback.format_exception(exc)).rstrip()]
+    error = redact_text(f"{name}: {exc}")
+    return [error, redact_text("".join(traceback.format_exception(exc)).rstrip())]
 
 
 def result_columns(encoded: Encoded | None) -> tuple[str | None, bytes | None]:
@@ -249,6 +277,12 @@ def log_row(r: LogRecord) -> tuple[Any, ...]:
 
 def log_record(row: Sequence[Any]) -> LogRecord:
     return LogRecord(*row)
+
+
+def _shown(value: Any) -> str:
+    """A parameter JSON cannot hold, as text: ISO 8601 for dates and times, else its repr."""
+    isoformat = getattr(value, "isoformat", None)
+    return str(isoformat()) if callable(isoformat) else repr(value)
 
 
 def _result(encoded: Encoded | None) -> tuple[str | None, bytes | None]:

@@ -10,9 +10,11 @@ too, so a run whose worker was killed is resumed by another, without redoing fin
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
+from reflow.secrets import redact
 from reflow.store.persistence import (
     WORKER,
     flow_path,
@@ -41,7 +43,8 @@ def submit_run(flow: Any, *args: Any, store: Any = None, **kwargs: Any) -> str:
     run_id = new_id()
     record = FlowRunRecord(
         id=run_id, name=flow.name, state="Scheduled", state_type="SCHEDULED", created=now,
-        updated=now, version=flow.version, parameters=dict(bound.arguments),
+        updated=now, version=flow.version,
+        parameters=redact(bound.arguments, flow._parameters.signature),
         flow_path=flow_path(flow), call=kept.codec.encode((bound.args, bound.kwargs)),
     )  # fmt: skip
     state = StateRecord(run_id, "flow", "Scheduled", "SCHEDULED", now, "queued")
@@ -56,15 +59,16 @@ def run_worker(
     idle_exit: float | None = None,
     poll: float = 0.2,
     stale_after: float | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
-    """Run queued runs until `max_runs` ran, or nothing came for `idle_exit` seconds (None:
-    forever). Returns how many runs it ran."""
+    """Run queued runs until `max_runs` ran, nothing came for `idle_exit` seconds (None:
+    forever), or `stop` is set (checked between runs). Returns how many runs it ran."""
     kept = persistence(True, store)
     if kept is None:
         raise StoreError("run_worker() needs a store: REFLOW_STORE is 'memory'")
     ran, idle_since = 0, time.monotonic()
     next_check = 0.0
-    while max_runs is None or ran < max_runs:
+    while (max_runs is None or ran < max_runs) and not (stop is not None and stop.is_set()):
         if time.monotonic() >= next_check:
             mark_crashed(store, stale_after)
             next_check = time.monotonic() + heartbeat_seconds()
@@ -72,7 +76,10 @@ def run_worker(
         if record is None:
             if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                 break
-            time.sleep(poll)
+            if stop is not None:
+                stop.wait(poll)
+            else:
+                time.sleep(poll)
             continue
         logger.info("reflow: worker %s runs %s (%s)", WORKER, record.id, record.name)
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from reflow import events
 from reflow.flow import runlog
+from reflow.secrets import redact, redact_text
 from reflow.states import StateType
 from reflow.store import sql
 from reflow.store.base import Store
@@ -115,6 +116,7 @@ class Recorder:
         message = record.getMessage()
         if record.exc_info:
             message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+        message = redact_text(message)
         self._pending.append(
             LogRecord(
                 0,
@@ -213,7 +215,7 @@ class Recorder:
             updated=state.timestamp,
             version=flow_run.version,
             parent_id=flow_run.parent_id,
-            parameters=dict(flow_run.parameters),
+            parameters=redact(flow_run.parameters, _signature(flow_run)),
             run_key=getattr(flow_run, "run_key", None),
             result=encoded,
             error=_error(state),
@@ -245,9 +247,14 @@ def _flow_state(event: events.StateChange) -> StateRecord:
     s = event.state
     error, traceback = sql.failure_text(s.exception) if s.exception is not None else (None, None)
     return StateRecord(
-        event.run_id, "flow", s.name, s.type._value_, s.timestamp, s.message, s.attempt, error,
-        traceback,
+        event.run_id, "flow", s.name, s.type._value_, s.timestamp, redact_text(s.message),
+        s.attempt, error, traceback,
     )  # fmt: skip
+
+
+def _signature(flow_run: Any) -> Any:
+    """The flow function's signature (which parameters are hinted `Secret[...]`)."""
+    return getattr(getattr(flow_run.flow, "_parameters", None), "signature", None)
 
 
 def _upstream(ids: tuple[str, ...]) -> str:
@@ -265,5 +272,5 @@ def _until(states: list[Any], last: Any) -> list[Any]:
 def _error(state: Any) -> str | None:
     exc = state.exception
     if exc is None:
-        return state.message or None if state.is_failed() else None
-    return f"{type(exc).__name__}: {exc}"
+        return redact_text(state.message) or None if state.is_failed() else None
+    return redact_text(f"{type(exc).__name__}: {exc}")

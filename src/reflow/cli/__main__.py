@@ -1,0 +1,7 @@
+"""`python -m reflow.cli`: the `reflow` command."""
+
+import sys
+
+from reflow.cli.app import main
+
+sys.exit(main())

@@ -1,0 +1,195 @@
+"""`reflow runs ls | show | logs | resume | cancel` through typer's runner."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from reflow.cli import app
+from reflow.store import SQLiteStore, submit_run
+from reflow.store.persistence import find_flow
+
+from .conftest import FLOWS, target
+
+
+def _run(runner: CliRunner, store: str, name: str, *params: str) -> str:
+    args = ["run", target(name), *[a for p in params for a in ("-p", p)], "--store", store]
+    runner.invoke(app, args)
+    with SQLiteStore(store) as db:
+        return db.flow_runs(limit=1)[0].id
+
+
+def test_ls_lists_runs_newest_first_and_filters_them(runner: CliRunner, store: str) -> None:
+    first = _run(runner, store, "add", "a=1")
+    failed = _run(runner, store, "fails")
+
+    listed = runner.invoke(app, ["runs", "ls", "--store", store])
+    assert listed.exit_code == 0
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert [r[0] for r in rows] == [failed[:12], first[:12]]
+    assert [r[2] for r in rows] == ["Failed", "Completed"]
+
+    only = runner.invoke(app, ["runs", "ls", "--state", "failed", "--json", "--store", store])
+    assert [r["id"] for r in json.loads(only.stdout)] == [failed]
+    by_flow = runner.invoke(app, ["runs", "ls", "--flow", "add", "--json", "--store", store])
+    assert [r["id"] for r in json.loads(by_flow.stdout)] == [first]
+    limited = runner.invoke(app, ["runs", "ls", "--limit", "1", "--json", "--store", store])
+    assert len(json.loads(limited.stdout)) == 1
+
+
+def test_show_gives_states_task_runs_errors_and_retry_history(
+    runner: CliRunner, store: str, tmp_path: Path
+) -> None:
+    side = tmp_path / "side.txt"
+    side.write_text("")
+    run_id = _run(runner, store, "twice", f"side={side}")
+
+    shown = runner.invoke(app, ["runs", "show", run_id[:8], "--store", store])
+
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert out.startswith(f"twice {run_id}  Failed")
+    for text in (
+        "states",
+        "Pending",
+        "Running",
+        "task runs",
+        "step_one-0",
+        "step_two-0",
+        "ConnectionError: the upload was cut off",
+        f"side={json.dumps(str(side))}",
+    ):
+        assert text in out, text  # fmt: skip
+    as_json = json.loads(
+        runner.invoke(app, ["runs", "show", "last", "--json", "--store", store]).stdout
+    )
+    assert as_json["id"] == run_id
+    assert [t["key"] for t in as_json["task_runs"]] == ["step_one-0", "step_two-0"]
+    assert [s["name"] for s in as_json["states"]] == ["Pending", "Running", "Failed"]
+
+
+def test_resume_carries_on_a_failed_run_without_redoing_completed_calls(
+    runner: CliRunner, store: str, tmp_path: Path
+) -> None:
+    side = tmp_path / "side.txt"
+    side.write_text("")
+    run_id = _run(runner, store, "twice", f"side={side}")
+
+    resumed = runner.invoke(app, ["runs", "resume", run_id, "--store", store])
+
+    assert resumed.exit_code == 0, resumed.output
+    assert side.read_text().split() == ["one", "two-failed", "two"]  # step one ran once
+    with SQLiteStore(store) as db:
+        assert db.flow_run(run_id).state == "Completed"  # type: ignore[union-attr]
+    again = runner.invoke(app, ["runs", "resume", run_id, "--store", store])
+    assert again.exit_code == 1
+    assert "nothing to resume" in again.stderr
+
+
+def test_a_run_made_by_the_cli_records_its_file_so_anyone_can_resume_it(
+    runner: CliRunner, store: str
+) -> None:
+    run_id = _run(runner, store, "add", "a=2")
+    with SQLiteStore(store) as db:
+        path = db.flow_run(run_id).flow_path  # type: ignore[union-attr]
+    assert path == f"{FLOWS}:add"
+    assert find_flow(path).name == "add"
+
+
+def test_cancel_ends_a_queued_run_at_once(runner: CliRunner, store: str) -> None:
+    run_id = submit_run(find_flow(f"{FLOWS}:add"), 1, store=store)
+
+    cancelled = runner.invoke(app, ["runs", "cancel", run_id, "--store", store])
+
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "was Scheduled: now Cancelled" in cancelled.stdout
+    with SQLiteStore(store) as db:
+        assert db.flow_run(run_id).state == "Cancelled"  # type: ignore[union-attr]
+        assert db.claim("nobody", time.time()) is None  # no worker will take it
+    twice = runner.invoke(app, ["runs", "cancel", run_id, "--store", store])
+    assert twice.exit_code == 1
+    assert "already ended Cancelled" in twice.stderr
+
+
+def test_a_running_run_is_cancelled_by_its_own_process(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFLOW_HEARTBEAT_SECONDS", "0.05")
+    SQLiteStore(store).close()  # made before two connections race to make it
+    slow = find_flow(f"{FLOWS}:slow").with_options(store=store)
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: outcome.update(run=slow.run(400, 0.02)))
+    worker.start()
+    with SQLiteStore(store) as db:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not db.flow_runs(state_type="RUNNING"):
+            time.sleep(0.01)
+        (running,) = db.flow_runs(state_type="RUNNING")
+        assert db.request_cancel(running.id, time.time(), "a test") == "requested"
+    worker.join(timeout=60)
+
+    flow_run = outcome["run"]
+    assert flow_run.state.is_cancelled()
+    assert any(r.state.is_cancelled() for r in flow_run.task_runs)
+    with SQLiteStore(store) as db:
+        assert db.flow_run(flow_run.id).state == "Cancelled"  # type: ignore[union-attr]
+
+
+def test_unknown_or_ambiguous_runs_are_one_line_errors(runner: CliRunner, store: str) -> None:
+    _run(runner, store, "add", "a=1")
+    missing = runner.invoke(app, ["runs", "show", "ffffffff", "--store", store])
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith("reflow: error: no flow run 'ffffffff'")
+    short = runner.invoke(app, ["runs", "show", "ab", "--store", store])
+    assert short.exit_code == 2
+    assert "too short" in short.stderr
+
+
+def test_logs_prints_the_runs_lines(runner: CliRunner, store: str) -> None:
+    run_id = _run(runner, store, "secretive", "token=not-used")
+    result = runner.invoke(app, ["runs", "logs", run_id, "--store", store])
+    assert result.exit_code == 0
+    assert "calling the API with" in result.stdout
+
+
+def test_logs_follows_a_store_that_has_logs(
+    runner: CliRunner, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command against the `Store.logs()` API the store layer is adding (faked here)."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Line:
+        seq: int
+        flow_run_id: str
+        task_run_id: str | None
+        timestamp: float
+        level: int
+        logger: str
+        message: str
+
+    run_id = _run(runner, store, "add", "a=1")
+    with SQLiteStore(store) as db:
+        (task,) = db.task_runs(run_id)
+    lines = [
+        Line(1, run_id, None, time.time(), 20, "reflow.runs", "flow started"),
+        Line(2, run_id, task.id, time.time(), 30, "reflow.runs", "adding"),
+    ]
+
+    def logs(self: Any, flow_run_id: str, *, after: int = 0, limit: int | None = None) -> Any:
+        return [line for line in lines if line.seq > after and line.flow_run_id == flow_run_id]
+
+    monkeypatch.setattr(SQLiteStore, "logs", logs, raising=False)
+    result = runner.invoke(app, ["runs", "logs", run_id, "--follow", "--store", store])
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout.splitlines()
+    assert out[0].endswith("INFO    add: flow started")
+    assert out[1].endswith("WARNING plus-0: adding")
+    assert len(out) == 2
