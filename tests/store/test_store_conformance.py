@@ -403,3 +403,23 @@ def test_a_result_file_changed_on_disk_is_refused(tmp_path: Path) -> None:
         path.unlink()
         with pytest.raises(StoreError, match="missing"):
             store.task_runs("f1")
+
+
+def _open_and_close(path: str) -> None:
+    SQLiteStore(path).close()
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = str(tmp_path / "reflow.db")
+    context = multiprocessing.get_context("fork")
+    opening = [context.Process(target=_open_and_close, args=(path,)) for _ in range(4)]
+    for process in opening:
+        process.start()
+    for process in opening:
+        process.join(60)
+
+    assert [p.exitcode for p in opening] == [0, 0, 0, 0]
+    with SQLiteStore(path) as store:
+        assert store._query("SELECT value FROM reflow_meta")[0][0] == str(schema.SCHEMA_VERSION)

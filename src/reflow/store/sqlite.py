@@ -67,6 +67,12 @@ class SQLiteStore(SQLStore):
                 "(or a SQLite database at all)?"
             ) from exc
 
+    def _lock_schema(self, cur: Any) -> None:
+        """Take the write lock before looking at the schema: two processes opening a new file
+        at once migrate it once (the second waits, then finds it done)."""
+        if not self._conn.in_transaction:
+            cur.execute("BEGIN IMMEDIATE")
+
     def _has_table(self, cur: Any, name: str) -> bool:
         cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return cur.fetchone() is not None

@@ -15,8 +15,8 @@ import time
 from typing import Any
 
 from reflow.secrets import redact
+from reflow.store import persistence as _persistence
 from reflow.store.persistence import (
-    WORKER,
     flow_path,
     heartbeat_seconds,
     mark_crashed,
@@ -72,7 +72,7 @@ def run_worker(
         if time.monotonic() >= next_check:
             mark_crashed(store, stale_after)
             next_check = time.monotonic() + heartbeat_seconds()
-        record = kept.store.claim(WORKER, time.time())
+        record = kept.store.claim(_persistence.WORKER, time.time())
         if record is None:
             if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                 break
@@ -81,11 +81,11 @@ def run_worker(
             else:
                 time.sleep(poll)
             continue
-        logger.info("reflow: worker %s runs %s (%s)", WORKER, record.id, record.name)
+        logger.info("reflow: worker %s runs %s (%s)", _persistence.WORKER, record.id, record.name)
         try:
             kept.resume(record.id)
         except Exception:  # the run's own failure is in its state; this is the worker's
-            logger.exception("reflow: worker %s could not run %s", WORKER, record.id)
+            logger.exception("reflow: worker %s could not run %s", _persistence.WORKER, record.id)
         ran += 1
         idle_since = time.monotonic()
     return ran
