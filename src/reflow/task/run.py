@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reflow._ids import new_id
+from reflow._ids import new_ordered_id
 from reflow.states import State
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class TaskRun:
     )
 
     def __init__(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
-        self.id = new_id()
+        self.id = new_ordered_id()
         self.task = task
         self.task_name = task.name
         self.args = args
