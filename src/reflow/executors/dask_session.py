@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,10 @@ from reflow.executors.shipping import outcome, run_payload
 from reflow.task.signals import mark_crash
 
 _STOP = object()
+COALESCE = 0.025
+"""Seconds that finished tasks of a map may wait for others, to be gathered in one go."""
+BATCH = 2000
+"""The most results gathered at once."""
 
 
 class Session:
@@ -30,6 +35,8 @@ class Session:
         self.cluster = cluster  # the LocalCluster it started, None on an existing cluster
         self._inflight: dict[str, tuple[Any, concurrent.futures.Future[Any], str]] = {}
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.busy = 1
+        """How many tasks the cluster runs at once (its threads), as last counted."""
         self._collector = threading.Thread(
             target=self._collect, name="reflow-dask-results", daemon=True
         )
@@ -68,7 +75,8 @@ class Session:
 
     def threads(self) -> int:
         """The cluster's worker threads now (at least 1)."""
-        return max(1, int(sum(self.client.nthreads().values())))
+        self.busy = max(1, int(sum(self.client.nthreads().values())))
+        return self.busy
 
     def submit(
         self, payloads: list[bytes], names: list[str]
@@ -109,13 +117,26 @@ class Session:
     # -- in the collector thread -------------------------------------------------------------
 
     def _collect(self) -> None:
-        """Settle finished cluster tasks in batches, until close() says stop."""
+        """Settle finished cluster tasks in batches, until close() says stop.
+
+        A gather is a round trip, as costly for one result as for hundreds: while more tasks
+        are on the cluster than it runs at once (a map), finished ones are let pile up for
+        `COALESCE` seconds first; otherwise (a chain, a few submits) each goes at once.
+        """
         while True:
             batch = [self._done.get()]
+            deadline = None
+            if len(self._inflight) > self.busy:
+                deadline = time.monotonic() + COALESCE
             while True:
                 try:
-                    batch.append(self._done.get_nowait())
+                    if deadline is None:
+                        batch.append(self._done.get_nowait())
+                    else:
+                        batch.append(self._done.get(timeout=max(0, deadline - time.monotonic())))
                 except queue.Empty:
+                    break
+                if len(batch) >= BATCH:
                     break
             stop = _STOP in batch
             tasks = [t for t in batch if t is not _STOP]
