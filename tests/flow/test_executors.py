@@ -1,9 +1,9 @@
 """Executors: a conformance suite every executor passes, then what each one promises of its own.
 
-The conformance suite runs over `CONFORMERS`; a new executor (a `DaskExecutor`, say) joins it
-with one more entry there. The functions the tasks run are module-level, so a worker process
-imports them from this module; they keep their state in files (`tmp_path`), which every
-executor shares, where memory is not.
+The conformance suite runs over `CONFORMERS`; a new executor joins it with one more entry there
+(`DaskExecutor` did, on the session's two-worker `LocalCluster`). The functions the tasks run
+are module-level, so a worker process imports them from this module; they keep their state in
+files (`tmp_path`), which every executor shares, where memory is not.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 import reflow
 from reflow import events, flow, task, unmapped
 from reflow.executors import (
+    DaskExecutor,
     Executor,
     InlineExecutor,
     ProcessExecutor,
@@ -186,15 +187,23 @@ class Conformer:
     """One executor the suite runs against."""
 
     id: str
-    make: Callable[[], Executor]
+    make: Callable[[pytest.FixtureRequest], Executor]
+    """A new executor; the request gives it the fixtures it needs (a cluster)."""
     remote: bool
     """Whether attempts run in another process (they see none of the test's memory)."""
+    runs_async: bool = True
+    """Whether async tasks run (on the flow's loop); if not, they are refused, saying why."""
+
+
+def on_the_dask_cluster(request: pytest.FixtureRequest) -> Executor:
+    return DaskExecutor(address=request.getfixturevalue("dask_cluster").scheduler_address)
 
 
 CONFORMERS = [
-    Conformer("inline", InlineExecutor, remote=False),
-    Conformer("thread", lambda: ThreadExecutor(4), remote=False),
-    Conformer("process", lambda: ProcessExecutor(2), remote=True),
+    Conformer("inline", lambda _: InlineExecutor(), remote=False),
+    Conformer("thread", lambda _: ThreadExecutor(4), remote=False),
+    Conformer("process", lambda _: ProcessExecutor(2), remote=True),
+    Conformer("dask", on_the_dask_cluster, remote=True, runs_async=False),
 ]
 
 
@@ -213,7 +222,7 @@ def conforming(
     """The executor started once for the module (starts are counted, so the flow runs of the
     tests share its pool instead of each starting its own)."""
     case: Conformer = request.param
-    executor = case.make()
+    executor = case.make(request)
     executor.start()
     try:
         if case.remote:  # bring every worker up now, so no test's timeout pays for a start
@@ -372,11 +381,19 @@ def test_a_timed_out_attempt_is_recorded_and_retried(conforming: Running, tmp_pa
         release.touch()  # a worker process may still be polling for it
 
 
-def test_async_tasks_run_in_the_flows_process(conforming: Running) -> None:
+def test_async_tasks_run_in_the_flows_process_or_are_refused(conforming: Running) -> None:
     @flow(executor=conforming.executor)
     def pipeline() -> list[tuple[int, int]]:
         return async_where.map(range(3)).result()
 
+    if not conforming.case.runs_async:
+        flow_run = pipeline.run()
+        assert flow_run.state.is_failed()
+        assert isinstance(flow_run.state.exception, TypeError)
+        assert "async_where is an async function" in str(flow_run.state.exception)
+        assert [r.state.name for r in flow_run.task_runs] == ["Failed"] * 3
+        assert all(not r.attempts for r in flow_run.task_runs)  # refused, never attempted
+        return
     results = pipeline()
 
     assert {pid for pid, _ in results} == {os.getpid()}
@@ -401,8 +418,10 @@ def test_the_run_logger_names_the_run_wherever_the_task_runs(conforming: Running
 
 
 @pytest.mark.parametrize("case", CONFORMERS, ids=lambda case: case.id)
-def test_a_fresh_executor_serves_flow_runs_one_after_another(case: Conformer) -> None:
-    executor = case.make()
+def test_a_fresh_executor_serves_flow_runs_one_after_another(
+    case: Conformer, request: pytest.FixtureRequest
+) -> None:
+    executor = case.make(request)
 
     @flow(executor=executor)
     def pipeline(n: int) -> list[int]:

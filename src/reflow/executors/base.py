@@ -8,13 +8,18 @@ can serve several flows at once), `submit(fn, *args, **kwargs)` runs one call an
 the executor whole task runs, retries included. True (processes, a cluster): the orchestration
 (states, retries, waits, timeouts) stays in the flow's process on threads of its own, and the
 executor receives each attempt's function and arguments, which it must serialise.
+
+Two optional members let an executor do better than one call at a time (the engine looks for
+them and works without): `submit_many(calls)` takes many attempts in one go (a `.map()`'s
+first attempts: one round trip to a cluster instead of one per element), and
+`check_task(task)` refuses, with an error that says why, a task the executor cannot run.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
@@ -39,6 +44,30 @@ class Executor(Protocol):
 
     def shutdown(self) -> None:
         """A flow run that called `start()` is over: free what the last one no longer needs."""
+        ...
+
+
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+"""One attempt handed to `submit_many`: its function, positional and keyword arguments."""
+
+
+@runtime_checkable
+class SubmitsMany(Protocol):
+    """An executor that takes many attempts at once (optional; code-shipping executors)."""
+
+    def submit_many(self, calls: Sequence[Call], /) -> list[concurrent.futures.Future[Any]]:
+        """Run every call; one future per call, in order. A call that cannot be sent gets a
+        future holding the error (a SerializationError), not an exception for the batch."""
+        ...
+
+
+@runtime_checkable
+class ChecksTasks(Protocol):
+    """An executor that cannot run every task (optional)."""
+
+    def check_task(self, task: Any, /) -> None:
+        """Raise (a TypeError saying why and what to do) if the task's runs cannot run here;
+        the flow ends each such run Failed with that error, not retried."""
         ...
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from reflow.executors.base import SerializationError, SharedPool
+from reflow.executors.base import SharedPool
+from reflow.executors.shipping import RemoteError, call_payload, name_of, outcome, run_payload
 
 T = TypeVar("T")
 
@@ -68,10 +68,10 @@ class ProcessExecutor(SharedPool):
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[T]:
         """Run the call in a worker; cancelling the returned future stops it even mid-run."""
-        payload = dumps((fn, args, kwargs), f"the call of {_name(fn)}")
+        payload = call_payload(fn, args, kwargs)
         with self._lock:
             inner: concurrent.futures.Future[bytes] = self._running_pool().schedule(
-                _run_payload, (payload,)
+                run_payload, (payload,)
             )
         outer: concurrent.futures.Future[T] = concurrent.futures.Future()
         inner.add_done_callback(lambda done: _settle(outer, done, fn))
@@ -82,64 +82,16 @@ class ProcessExecutor(SharedPool):
         return f"ProcessExecutor(max_workers={self.max_workers}, mp_context={self.mp_context!r})"
 
 
-class RemoteError(Exception):
-    """A task's exception from a worker process that could not be sent back as itself
-    (unpicklable, or its `__init__` cannot rebuild it): its type, message and traceback as text.
-    """
-
-
-def _name(fn: object) -> str:
-    return str(getattr(fn, "__qualname__", fn))
-
-
-def dumps(value: object, what: str) -> bytes:
-    """cloudpickle `value`, or a SerializationError naming `what` could not be sent."""
-    import cloudpickle
-
-    try:
-        return cloudpickle.dumps(value)  # type: ignore[no-any-return]
-    except Exception as exc:
-        raise SerializationError(
-            f"{what} cannot be pickled to pass between processes: {type(exc).__name__}: "
-            f"{exc}. Functions, arguments and results must be picklable (no open files, "
-            "locks, sockets or generators); use ThreadExecutor for tasks that need them"
-        ) from exc
-
-
-def _run_payload(payload: bytes) -> bytes:
-    """In the worker: run the call and pickle its value or its exception (with its traceback)."""
-    import cloudpickle
-
-    fn, args, kwargs = cloudpickle.loads(payload)
-    try:
-        return dumps((True, fn(*args, **kwargs)), f"the result of {_name(fn)}")
-    except Exception as exc:
-        where = "reflow: raised in a worker process:\n" + traceback.format_exc().rstrip()
-        exc.add_note(where)
-        try:
-            sent: bytes = cloudpickle.dumps((False, exc))
-            cloudpickle.loads(sent)  # an exception whose __init__ cannot rebuild it fails here
-            return sent
-        except Exception as problem:
-            stand_in = RemoteError(
-                f"{type(exc).__module__}.{type(exc).__qualname__}: {exc} (it cannot travel "
-                f"between processes: {type(problem).__name__}: {problem}; sent as text)"
-            )
-            stand_in.add_note(where)
-            return cloudpickle.dumps((False, stand_in))  # type: ignore[no-any-return]
-
-
 def _settle(
     outer: concurrent.futures.Future[Any], done: concurrent.futures.Future[bytes], fn: object
 ) -> None:
     """Hand the worker's outcome to the caller's future (unless the caller gave up on it)."""
-    import cloudpickle
     from pebble import ProcessExpired
 
     try:
-        ok, value = cloudpickle.loads(done.result())
+        ok, value = outcome(done.result())
     except ProcessExpired as exc:
-        exc.add_note(f"reflow: the worker process running {_name(fn)} died")
+        exc.add_note(f"reflow: the worker process running {name_of(fn)} died")
         ok, value = False, exc
     except BaseException as exc:  # cancelled, or the pool was stopped
         ok, value = False, exc
@@ -150,3 +102,6 @@ def _settle(
             outer.set_exception(value)
     except concurrent.futures.InvalidStateError:
         pass  # the caller cancelled it meanwhile: nobody waits for this outcome
+
+
+__all__ = ["ProcessExecutor", "RemoteError"]

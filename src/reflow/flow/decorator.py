@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from reflow import events
 from reflow.executors.base import Executor, check_executor
-from reflow.executors.thread import ThreadExecutor
+from reflow.executors.default import default_executor
 from reflow.flow.arguments import resolve_call, upstreams
 from reflow.flow.engine import Engine
 from reflow.flow.errors import FlowPaused, ParameterError
@@ -396,12 +396,18 @@ class Flow(Generic[P, R]):
         return flow_run.persistence
 
     def _engine(self, flow_run: FlowRun, loop: Any = None) -> tuple[Engine, Executor]:
-        persistence = self._persistence(flow_run)
-        if persistence is not None:
-            persistence.begin(flow_run)
-        executor = self.executor if self.executor is not None else ThreadExecutor()
+        # The executor first: one that cannot start (a cluster out of reach, a bad
+        # REFLOW_EXECUTOR) leaves no run in the store that never ran.
+        executor = self.executor if self.executor is not None else default_executor()
         executor.start()
-        return Engine(flow_run, executor, loop), executor
+        try:
+            persistence = self._persistence(flow_run)
+            if persistence is not None:
+                persistence.begin(flow_run)
+            return Engine(flow_run, executor, loop), executor
+        except BaseException:
+            executor.shutdown()
+            raise
 
     def _attempts(self, flow_run: FlowRun, engine: Engine) -> State[Any]:
         try:
@@ -736,9 +742,10 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """Make a function a flow: its task calls run as a recorded graph, checked right here.
 
     Options: `name`, `description`, `version`, `retries`, `retry_delay_seconds`,
-    `timeout_seconds`, `executor` (default: a `ThreadExecutor` per run), `reference_tasks`,
-    `validate_parameters`, the hooks `on_completion`, `on_failure`, `on_cancellation`,
-    `on_crashed`, and `retry` (a retry controller from reflow.atoms, instead of `retries`).
+    `timeout_seconds`, `executor` (default: a `ThreadExecutor` per run, or the executor that
+    `REFLOW_EXECUTOR` names), `reference_tasks`, `validate_parameters`, the hooks
+    `on_completion`, `on_failure`, `on_cancellation`, `on_crashed`, and `retry` (a retry
+    controller from reflow.atoms, instead of `retries`).
     """
     if fn is not None:
         return _make(fn, options)

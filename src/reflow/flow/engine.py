@@ -54,6 +54,13 @@ class Engine:
         self._workers = 0
         self._max_workers = max(1, executor.max_workers)
         self._remote = executor.ships_code
+        # Optional executor members (reflow.executors.base): a batch submission for the first
+        # attempts of a map's runs, and a check of the tasks it cannot run.
+        self._submit_many = getattr(executor, "submit_many", None) if self._remote else None
+        self._check_task = getattr(executor, "check_task", None)
+        self._refusals: dict[int, BaseException | None] = {}
+        self._presubmitted: dict[str, concurrent.futures.Future[Any]] = {}
+        """First attempts already on their way (submit_many), by task run id."""
         self._orchestrator: concurrent.futures.ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = loop  # the async flow's own loop
         self._loop_thread: threading.Thread | None = None
@@ -231,6 +238,8 @@ class Engine:
         future = self._new(task, args, kwargs, ups, key)
         if future._done:
             return future
+        if self._check_task is not None and self._refused(future):
+            return future
         pending = [u for u in ups if not u._done]
         if not pending:
             if ready is None:
@@ -250,6 +259,23 @@ class Engine:
         for up in pending:
             up.add_done_callback(one_done)
         return future
+
+    def _refused(self, future: Future[Any]) -> bool:
+        """End the run Failed if the executor cannot run its task (asked once per task)."""
+        task = future.run.task
+        if id(task) not in self._refusals:
+            try:
+                self._check_task(task)  # type: ignore[misc]
+                self._refusals[id(task)] = None
+            except Exception as exc:
+                setattr(exc, BAD_CALL, True)  # running it again is refused the same way
+                self._refusals[id(task)] = exc
+        refusal = self._refusals[id(task)]
+        if refusal is None:
+            return False
+        message = f"the executor {self.executor!r} cannot run it: {refusal}"
+        self._end(future, new_state("Failed", exception=refusal, message=message))
+        return True
 
     def _on_upstreams_done(
         self, future: Future[Any], ups: list[Future[Any]], allowed: set[int]
@@ -385,12 +411,38 @@ class Engine:
                 plain.append((future, ()))
         if not plain:
             return
+        if self._submit_many is not None:
+            self._presubmit([future for future, _ in plain])
         with self._lock:
             self._ready.extend(plain)
             spawn = min(self._max_workers - self._workers, len(self._ready))
             self._workers += max(spawn, 0)
         for _ in range(spawn):
             self._spawn_worker()
+
+    def _presubmit(self, futures: list[Future[Any]]) -> None:
+        """Hand the first attempts of many runs to the executor in one batch; each run's
+        orchestration then takes its attempt from there instead of submitting it. Not for
+        runs served from a cache (their attempt may never be needed)."""
+        runs = [f.run for f in futures if f.run.task.cache_policy is None]
+        if not runs or self.cancelled:
+            return
+        flow_run = self.flow_run
+        calls = [
+            (
+                RemoteCall(
+                    run.task.fn, RemoteIds(flow_run.id, flow_run.name, run.id, run.task_name)
+                ),
+                run.args,
+                run.kwargs,
+            )
+            for run in runs
+        ]
+        try:
+            remotes = self._submit_many(calls)  # type: ignore[misc]
+        except Exception:
+            return  # each run submits its own attempt, and meets the error there
+        self._presubmitted.update(zip((run.id for run in runs), remotes, strict=True))
 
     def _spawn_worker(self) -> None:
         try:
@@ -443,6 +495,7 @@ class Engine:
         run = future.run
         if not self._claim(run):
             limits.release(slots)  # abandoned while it waited in the queue
+            self._drop_presubmitted(run)
             return
         if remote:
             run.invoke = functools.partial(self._invoke_remote, run)
@@ -457,19 +510,29 @@ class Engine:
             context.task_run.reset(token)
             if slots:
                 limits.release(slots)
+            if self._presubmitted:
+                self._drop_presubmitted(run)
             future.set_done()
+
+    def _drop_presubmitted(self, run: TaskRun) -> None:
+        """A run that ended without taking its presubmitted attempt: cancel that attempt."""
+        unused = self._presubmitted.pop(run.id, None)
+        if unused is not None:
+            unused.cancel()
 
     def _invoke_remote(
         self, run: TaskRun, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """One attempt in the executor's process: wait for it in slices, so a timeout can
         interrupt the wait."""
-        ids = RemoteIds(self.flow_run.id, self.flow_run.name, run.id, run.task_name)
-        try:
-            remote = self.executor.submit(RemoteCall(fn, ids), *args, **kwargs)
-        except SerializationError as exc:
-            setattr(exc, BAD_CALL, True)  # sending it again fails the same way
-            raise
+        remote = self._presubmitted.pop(run.id, None) if self._presubmitted else None
+        if remote is None:
+            ids = RemoteIds(self.flow_run.id, self.flow_run.name, run.id, run.task_name)
+            try:
+                remote = self.executor.submit(RemoteCall(fn, ids), *args, **kwargs)
+            except SerializationError as exc:
+                setattr(exc, BAD_CALL, True)  # sending it again fails the same way
+                raise
         try:
             while True:
                 try:
@@ -634,6 +697,9 @@ class Engine:
             # runs cancelled by abandon(): let them record it before the loop stops
             waiting = asyncio.run_coroutine_threadsafe(self.drain_async_jobs(), self._loop)
             concurrent.futures.wait([waiting], timeout=6)
+        for unused in self._presubmitted.values():
+            unused.cancel()
+        self._presubmitted.clear()
         if self._orchestrator is not None:
             self._orchestrator.shutdown(wait=False)
         if self._own_loop and self._loop is not None:

@@ -12,7 +12,7 @@ from reflow.retry.durations import to_seconds
 from reflow.task.cache import DEFAULT_CACHE_STORE, CachePolicy, CacheStore, KeyFunction
 from reflow.task.hooks import check_callables
 from reflow.task.options import Jittered, check_jitter_factor, delay_wait
-from reflow.task.signals import Fail, Pause, is_bad_call
+from reflow.task.signals import Fail, Pause, is_bad_call, is_crash
 from reflow.task.signals import Retry as RetrySignal
 
 HOOK_KINDS = ("on_running", "on_retry", "on_completion", "on_failure")
@@ -106,8 +106,9 @@ class TaskConfig:
             )
             if self.timeout_seconds is not None:
                 types = (*types, AttemptTimeout)
-            # a Retry signal is retried whatever retry_on says
-            until = until | ~(NoException() | ExceptionMatches((*types, RetrySignal)))
+            # a Retry signal, and a lost worker, are retried whatever retry_on says
+            matches = ExceptionMatches((*types, RetrySignal)) | ExceptionMatches(is_crash)
+            until = until | ~(NoException() | matches)
         return until
 
     @staticmethod

@@ -62,7 +62,7 @@ from reflow.task.hooks import (
 )
 from reflow.task.options import RetryDelay
 from reflow.task.run import AttemptRecord, TaskRun
-from reflow.task.signals import BAD_CALL, Fail, Pause, Skip
+from reflow.task.signals import BAD_CALL, Fail, Pause, Skip, is_crash
 from reflow.task.signals import Retry as RetrySignal
 
 P = ParamSpec("P")
@@ -400,6 +400,9 @@ class Task(Generic[P, R]):
         elif isinstance(exc, Pause):
             message = exc.message or f"task {self.name} paused its flow run"
             record.state = new_state("Paused", message=message, exception=exc, attempt=st.attempt)
+        elif exc is not None and is_crash(exc):
+            message = f"its worker was lost: {_describe(exc)}"
+            record.state = new_state("Crashed", message=message, exception=exc, attempt=st.attempt)
         else:
             record.state = Failed(exc, message=_describe(exc), attempt=st.attempt)
         condition = self.retry_condition_fn

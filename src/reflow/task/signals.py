@@ -52,3 +52,18 @@ BAD_CALL = "_reflow_bad_call"
 def is_bad_call(exc: BaseException) -> bool:
     """Whether `exc` is a TypeError from calling a task with arguments that do not fit it."""
     return getattr(exc, BAD_CALL, False) is True
+
+
+CRASH = "_reflow_crash"
+
+
+def mark_crash(exc: BaseException) -> BaseException:
+    """Mark `exc` as the loss of the place an attempt ran (a worker process killed, a cluster
+    worker gone): the attempt ends Crashed, and it is retried if retries remain."""
+    setattr(exc, CRASH, True)
+    return exc
+
+
+def is_crash(exc: BaseException) -> bool:
+    """Whether `exc` says the attempt's worker was lost rather than the task failing."""
+    return getattr(exc, CRASH, False) is True
