@@ -106,6 +106,10 @@ PREFECT = "prefect"
 TASKFLOW = "taskflow"
 FRAMEWORKS = [
     Framework(REFLOW, "reflow @flow (thread executor)", "reflow"),
+    Framework("reflow-sqlite", "reflow @flow, kept in SQLite (store=)", "reflow + SQLite"),
+    Framework(
+        "reflow-postgres", "reflow @flow, kept in PostgreSQL (store=)", "reflow + PostgreSQL"
+    ),
     Framework(FLOOR, "ThreadPoolExecutor floor", "thread-pool floor"),
     Framework("dask", "Dask delayed, threaded scheduler", "Dask delayed"),
     Framework(
@@ -236,6 +240,37 @@ class ReflowImpl(Impl):
         self.sequential, self.map, self.map_retry = flows_of(  # type: ignore[method-assign]
             flow, task(inc), task(retries=1, retry_delay_seconds=0)(flaky)
         )
+
+
+class ReflowStoredImpl(Impl):
+    """reflow with every run kept in a store: a fresh SQLite file in a temporary folder (its
+    default kind of store), or the PostgreSQL database of REFLOW_BENCH_POSTGRES_URL."""
+
+    backend = "sqlite"
+
+    def __init__(self) -> None:
+        import functools
+
+        from reflow import flow, task
+
+        if self.backend == "sqlite":
+            home = tempfile.mkdtemp(prefix="reflow-bench-")
+            os.environ["REFLOW_HOME"] = home
+            store = os.path.join(home, "runs.db")
+        else:
+            store = os.environ.get(
+                "REFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+            )
+        self.note = f"store={store.split('@')[-1]!r}: every state, result and run kept"
+        self.sequential, self.map, self.map_retry = flows_of(  # type: ignore[method-assign]
+            functools.partial(flow, store=store),
+            task(inc),
+            task(retries=1, retry_delay_seconds=0)(flaky),
+        )
+
+
+class ReflowPostgresImpl(ReflowStoredImpl):
+    backend = "postgres"
 
 
 class ThreadPoolImpl(Impl):
@@ -377,6 +412,8 @@ class PrefectImpl(Impl):
 IMPLS: dict[str, Callable[[], Impl]] = {
     REFLOW: ReflowImpl,
     FLOOR: ThreadPoolImpl,
+    "reflow-sqlite": ReflowStoredImpl,
+    "reflow-postgres": ReflowPostgresImpl,
     "dask": DaskDelayedImpl,
     "distributed": DaskDistributedImpl,
     TASKFLOW: TaskFlowImpl,

@@ -267,3 +267,52 @@ async def test_an_async_flow_is_kept_and_resumed(tmp_path: Path) -> None:
     assert first.result() == 20
     assert again.result() == 20
     assert calls == [2]
+
+
+async def test_a_run_key_runs_an_async_flow_once(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    @task
+    async def work(x: int) -> int:
+        calls.append(x)
+        return x + 1
+
+    @flow(store=str(tmp_path / "runs.db"))
+    async def nightly(x: int) -> int:
+        return await work(x)
+
+    first = await nightly.run(1, run_key="2026-11-23")
+    second = await nightly.run(1, run_key="2026-11-23")
+    other = await nightly(5, run_key="2026-11-24")
+
+    assert (first.result(), second.result(), other) == (2, 2, 6)
+    assert second.id == first.id
+    assert calls == [1, 5]
+
+
+async def test_a_run_key_of_an_unfinished_async_run_resumes_it(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    calls: list[str] = []
+
+    @task
+    async def step(name: str) -> str:
+        calls.append(name)
+        return name
+
+    @flow(store=str(path))
+    async def nightly() -> list[str]:
+        return [await step("a"), await step("b")]
+
+    first = await nightly.run(run_key="k")
+    with SQLiteStore(path) as store:  # as if its process had died before it ended
+        store._query(
+            "UPDATE reflow_flow_runs SET state = 'Running', state_type = 'RUNNING' WHERE id = ?",
+            (first.id,),
+        )
+        store._query("DELETE FROM reflow_task_runs WHERE call_key = 'step-1'")
+
+    again = await nightly.run(run_key="k")
+
+    assert again.id == first.id
+    assert again.result() == ["a", "b"]
+    assert calls == ["a", "b", "b"]  # only the call not recorded ran again

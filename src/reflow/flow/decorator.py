@@ -591,11 +591,16 @@ class _AsyncFlow(Flow[P, R]):
         return await self._start_async(args, kwargs)
 
     async def _start_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FlowRun:
-        if "run_key" in kwargs and "run_key" not in self._parameters.signature.parameters:
-            raise NotImplementedError(
-                f"{self._label}: run_key= is not available for async flows yet"
-            )
+        run_key, kept = self._run_key(kwargs)
+        if run_key is not None:
+            earlier = self._keyed_run(run_key, kept)
+            if inspect.isawaitable(earlier):  # resumed: it never finished
+                earlier = await earlier
+            if earlier is not None:
+                return earlier  # type: ignore[no-any-return]
         flow_run, go = self._open(args, kwargs)
+        if run_key is not None:
+            flow_run.run_key, flow_run.persistence = run_key, kept
         if go:
             await self._execute_async(flow_run)
         return flow_run
