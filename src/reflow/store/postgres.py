@@ -20,6 +20,7 @@ class PostgresStore(SQLStore):
 
     placeholder = "%s"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    rows_per_statement = 200  # 14 values a row, under PostgreSQL's 65,535 parameters
     types: ClassVar[dict[str, str]] = {
         "blob": "BYTEA",
         "real": "DOUBLE PRECISION",

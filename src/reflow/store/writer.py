@@ -191,13 +191,16 @@ class Recorder:
         run's changes as rows of their own, a task run's inside its record; the logs."""
         states = [_flow_state(e) for e, _ in batch if e.run_kind == "flow"]
         last = {e.run_id: (e, encoded) for e, encoded in batch}  # one record per run
-        flows, tasks = [], []
+        flows = []
+        tasks: dict[tuple[str, str], tuple[Any, ...]] = {}  # one row per call: its last run
         for e, encoded in last.values():
             if e.run_kind == "flow":
                 flows.append(self.flow_record(e.run, e.state, encoded))
             else:
-                tasks.append(task_row(e.run, e.state, encoded))
-        self.store.write(flow_runs=flows, task_rows=tasks, states=states, logs=logs)
+                row = task_row(e.run, e.state, encoded)
+                tasks[row[1], row[2]] = row
+        rows = list(tasks.values())
+        self.store.write(flow_runs=flows, task_rows=rows, states=states, logs=logs)
 
     def flow_record(
         self, flow_run: Any, state: Any, encoded: Encoded | None = None
