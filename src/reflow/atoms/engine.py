@@ -18,6 +18,7 @@ from typing import Any
 from reflow import events
 from reflow._ids import new_id
 from reflow.atoms.atom import Atom
+from reflow.atoms.calls import Outcome, ancestors, execute, revert
 from reflow.atoms.compile import Node, compile_flow
 from reflow.atoms.failure import Failure
 from reflow.atoms.patterns import Pattern
@@ -141,15 +142,15 @@ class _Engine:
             self.arguments[node] = kwargs
             atom.run_id = self.run_ids[node]
             self._set(node, "Running")
-            call = (_execute, atom, self._lead(node), kwargs)
+            call = (execute, atom, self._lead(node), kwargs)
             if here:  # no future to hand over
-                self._finished(node, _Outcome(call))
+                self._finished(node, Outcome(call))
                 continue
             future = self.executor.submit(*call)
             self.running[future] = node
             future.add_done_callback(self.finished.put)
 
-    def _finished(self, node: Node, future: concurrent.futures.Future[Any] | _Outcome) -> None:
+    def _finished(self, node: Node, future: concurrent.futures.Future[Any] | Outcome) -> None:
         exc = future.exception()
         if exc is None:
             result = future.result()
@@ -300,7 +301,7 @@ class _Engine:
                 exc.add_note(f"reflow: raised by the revert of atom {node.name}")
                 self.errors.append(exc)
                 self._set(node, "Failed", exception=exc, message=f"revert failed: {exc!r}")
-                spared |= _ancestors(node)
+                spared |= ancestors(node)
                 ok = False
                 continue
             self.completed.remove(node)
@@ -315,7 +316,7 @@ class _Engine:
         kwargs = dict(self.arguments.get(node, {}))
         if not node.is_retry:
             kwargs.update(result=self.results.get(node), flow_failures=dict(self.failures))
-        self.executor.submit(_revert, node.atom, self._lead(node), kwargs).result()
+        self.executor.submit(revert, node.atom, self._lead(node), kwargs).result()
 
     def _lead(self, node: Node) -> tuple[Any, ...]:
         """What comes before the store's arguments: a controller's history."""
@@ -348,51 +349,3 @@ class _Engine:
                     self.id,
                 )
             )  # fmt: skip
-
-
-class _Outcome:
-    """A call made on the spot, read like a done future."""
-
-    __slots__ = ("_error", "_value")
-
-    def __init__(self, call: tuple[Any, ...]) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        try:
-            self._value = call[0](*call[1:])
-        except Exception as exc:
-            self._error = exc
-
-    def exception(self) -> BaseException | None:
-        return self._error
-
-    def result(self) -> Any:
-        return self._value
-
-
-def _ancestors(node: Node) -> set[int]:
-    todo, seen = list(node.before), set()
-    while todo:
-        n = todo.pop()
-        if id(n) not in seen:
-            seen.add(id(n))
-            todo.extend(n.before)
-    return seen
-
-
-def _execute(atom: Atom, lead: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`execute` between its hooks; `lead` is a controller's history (empty for an atom)."""
-    atom.pre_execute()
-    try:
-        return atom.execute(*lead, **kwargs)
-    finally:
-        atom.post_execute()  # as TaskFlow: after execute, whatever its outcome
-
-
-def _revert(atom: Atom, lead: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`revert` between its hooks (an atom's kwargs carry `result` and `flow_failures`)."""
-    atom.pre_revert()
-    try:
-        return atom.revert(*lead, **kwargs)
-    finally:
-        atom.post_revert()
