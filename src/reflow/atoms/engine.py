@@ -266,6 +266,8 @@ class _Engine:
             if node in self.completed:
                 self.completed.remove(node)
             if node is not scope:
+                if node.is_retry:  # a nested controller starts afresh
+                    self.histories[node] = History()
                 self._set(node, "Pending")
         reset = {id(n) for n in (scope, *scope.members)}
         # recount what each reset node, and each node after one, still waits for
@@ -307,8 +309,9 @@ class _Engine:
             self.completed.remove(node)
             for name in node.atom.provides:
                 self.store.pop(name, None)
-            if node.is_retry:
-                self.histories[node] = History()  # a reverted controller starts afresh
+            # A reverted controller keeps its history until it is Pending again (a retry of
+            # an enclosing scope): nothing reads it meanwhile, and a kept run's record of it
+            # stays what the controller decided from.
             self._set(node, "Reverted")
         return ok
 
