@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from reflow import events
@@ -37,6 +38,9 @@ class Recorder:
         self._subscription: events.Subscription | None = None
         self.errors: list[BaseException] = []
         """Writes that failed (each also logged): the runs they held are not in the store."""
+        self.atom_writer: Callable[[list[events.StateChange]], None] | None = None
+        """Writes a batch's atom state changes (of the atoms runs it tracks); set by
+        `reflow.store.atoms`. Without it, atom events are not recorded."""
 
     def track(self, flow_run_id: str, root_id: str | None = None) -> None:
         """Record this flow run from now on (its task runs and subflows with it)."""
@@ -68,7 +72,9 @@ class Recorder:
                 self._subscription = None
 
     def _on_event(self, event: events.Event) -> None:
-        if not isinstance(event, events.StateChange) or event.run_kind == "atom":
+        if not isinstance(event, events.StateChange):
+            return
+        if event.run_kind == "atom" and self.atom_writer is None:
             return
         tracked = self._tracked
         if event.run_id not in tracked and event.parent_id not in tracked:
@@ -108,6 +114,13 @@ class Recorder:
     def _write(self, batch: list[events.StateChange]) -> None:
         """One transaction: each run's record as of its last change in the batch; a flow
         run's changes as rows of their own, a task run's inside its record."""
+        if self.atom_writer is not None:  # atoms runs' changes go to their own writer
+            atoms = [e for e in batch if e.run_kind == "atom"]
+            if atoms:
+                self.atom_writer(atoms)
+                batch = [e for e in batch if e.run_kind != "atom"]
+                if not batch:
+                    return
         states = [
             StateRecord(
                 e.run_id, e.run_kind, e.state.name, e.state.type.name, e.state.timestamp,
