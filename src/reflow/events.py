@@ -42,7 +42,8 @@ class StateChange:
     """The run this one belongs to (a task run's flow run), when there is one."""
     run: Any = None
     """The run's record itself (a TaskRun or FlowRun), for subscribers that keep runs (the
-    store's writer); read it in the subscriber, it goes on changing after."""
+    store's writer); read it in the subscriber, it goes on changing after. For an atom event
+    of a kept atoms run's retry controller: a copy of its `History` as of this change."""
 
     @property
     def timestamp(self) -> float:

@@ -3,6 +3,7 @@ an atoms run publishes: a state change per atom state, and progress reports."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import threading
 from collections.abc import Iterator
@@ -469,3 +470,19 @@ def test_failure_check_takes_bare_names_of_builtin_exceptions() -> None:
     assert failure.check("LookupError") == "LookupError"
     assert failure.check("mymodule.KeyError") is None
     assert failure.check("ValueError", "Exception") == "Exception"
+
+
+def test_a_failure_read_back_from_its_data_checks_and_reraises_by_its_texts() -> None:
+    try:
+        raise TimeoutError("the gateway timed out")
+    except TimeoutError as exc:
+        data = Failure(exc).to_dict()
+
+    back = Failure.from_dict(json.loads(json.dumps(data)))  # as a store keeps it: JSON
+
+    assert back.check(OSError) is OSError
+    assert back.check(KeyError) is None
+    assert back.exception_str == "the gateway timed out"
+    assert back.traceback_str == data["traceback_str"]
+    with pytest.raises(RemoteFailure, match=r"builtins\.TimeoutError: the gateway timed out"):
+        back.reraise()

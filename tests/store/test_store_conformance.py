@@ -28,6 +28,12 @@ from reflow.store import (
     UntrustedResultError,
 )
 from reflow.store import sql as schema
+from reflow.store.atom_records import (
+    AtomRecord,
+    AtomRunRecord,
+    RetryHistoryRecord,
+    RetryTryRecord,
+)
 from reflow.store.base import SQLStore
 
 POSTGRES_URL = os.environ.get("REFLOW_TEST_POSTGRES_URL")
@@ -354,13 +360,139 @@ def test_a_version_1_database_is_migrated_keeping_its_runs(tmp_path: Path) -> No
         "INSERT INTO reflow_states (run_id, run_kind, name, type, timestamp, message, attempt) "
         "VALUES ('f1', 'flow', 'Running', 'RUNNING', 1.0, '', 0)"
     )
+
+
+# --- atoms runs ------------------------------------------------------------------------------
+
+
+def atom_record(name: str, position: int, **changes: object) -> AtomRecord:
+    record = AtomRecord(
+        run_id="f1", name=name, position=position, kind="atom", state="Pending",
+        state_type="PENDING", updated=1.0,
+        states=[StateRecord("f1", "atom", "Pending", "PENDING", 1.0)],
+    )  # fmt: skip
+    for key, value in changes.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_an_atoms_run_round_trips_beside_its_flow_run(store: SQLStore) -> None:
+    codec = ResultCodec(b"k" * 32)
+    run = AtomRunRecord(
+        "f1", ["twice", "fetch", "parse"], ["twice"], codec.encode({"url": "x"}), True,
+        [{"type_names": ["builtins.ValueError"], "exception_str": "bad", "traceback_str": "T"}],
+    )  # fmt: skip
+
+    store.write_atoms(flow_runs=[flow_record()], atom_runs=[run])
+
+    assert store.atom_run("f1") == run
+    assert store.flow_run("f1") is not None
+    assert store.atom_run("missing") is None
+
+
+def test_an_atom_run_keeps_only_its_new_errors_when_written_again(store: SQLStore) -> None:
+    first = AtomRunRecord("f1", ["a"], [], Encoded("json", b"{}"))
+    store.write_atoms(atom_runs=[first])
+    failure = {"type_names": ["builtins.OSError"], "exception_str": "x", "traceback_str": ""}
+
+    store.write_atoms(atom_runs=[AtomRunRecord("f1", ["other"], [], None, True, [failure])])
+
+    back = store.atom_run("f1")
+    assert back is not None
+    assert (back.atoms, back.store, back.errors) == (["a"], Encoded("json", b"{}"), [failure])
+
+
+def test_atoms_come_back_in_the_flows_order_with_their_states_and_results(
+    store: SQLStore,
+) -> None:
+    done = atom_record(
+        "fetch", 1, state="Completed", state_type="COMPLETED", updated=3.0, order=0,
+        result=Encoded("json", b"[1,2]"),
+        states=[
+            StateRecord("f1", "atom", "Pending", "PENDING", 1.0),
+            StateRecord("f1", "atom", "Running", "RUNNING", 2.0),
+            StateRecord("f1", "atom", "Completed", "COMPLETED", 3.0),
+        ],
+    )  # fmt: skip
+    failed = atom_record(
+        "parse", 2, state="Failed", state_type="FAILED", order=1,
+        failure={"type_names": ["builtins.KeyError"], "exception_str": "'a'", "traceback_str": ""},
+    )  # fmt: skip
+    store.write_atoms(atoms=[failed, done, atom_record("twice", 0, kind="retry")])
+
+    assert [a.name for a in store.atoms("f1")] == ["twice", "fetch", "parse"]
+    assert store.atoms("f1")[1:] == [done, failed]
+    assert store.atoms("other") == []
+
+
+def test_writing_an_atom_again_updates_it(store: SQLStore) -> None:
+    store.write_atoms(atoms=[atom_record("fetch", 0)])
+
+    store.write_atoms(atoms=[atom_record("fetch", 0, state="Running", state_type="RUNNING")])
+
+    (atom,) = store.atoms("f1")
+    assert (atom.state, atom.position) == ("Running", 0)
+
+
+def test_a_controllers_history_is_replaced_whole(store: SQLStore) -> None:
+    failure = {"type_names": ["builtins.TimeoutError"], "exception_str": "", "traceback_str": ""}
+    tries = [
+        RetryTryRecord(Encoded("json", b"1"), {"fetch": failure}),
+        RetryTryRecord(Encoded("json", b"2"), {}),
+    ]
+    store.write_atoms(histories=[RetryHistoryRecord("f1", "twice", tries)])
+    store.write_atoms(histories=[RetryHistoryRecord("f1", "other", tries[:1])])
+
+    assert store.retry_histories("f1") == [
+        RetryHistoryRecord("f1", "other", tries[:1]),
+        RetryHistoryRecord("f1", "twice", tries),
+    ]
+    store.write_atoms(histories=[RetryHistoryRecord("f1", "twice", [])])  # reset
+    assert store.retry_histories("f1") == [RetryHistoryRecord("f1", "other", tries[:1])]
+    assert store.retry_histories("nothing") == []
+
+
+def test_an_atoms_write_is_all_or_nothing(store: SQLStore) -> None:
+    store.write_atoms(flow_runs=[flow_record("a", run_key="k1")])
+
+    with pytest.raises(StoreConflict, match="refused"):
+        store.write_atoms(
+            flow_runs=[flow_record("b", run_key="k1")],  # clashes: the whole write rolls back
+            atoms=[atom_record("fetch", 0)],
+            histories=[RetryHistoryRecord("f1", "twice", [RetryTryRecord(None)])],
+        )
+
+    assert store.atoms("f1") == []
+    assert store.retry_histories("f1") == []
+
+
+def test_a_worker_never_claims_an_atoms_run(store: SQLStore) -> None:
+    crashed = {"state": "Crashed", "state_type": "CRASHED"}
+    store.write_atoms(
+        flow_runs=[flow_record("atoms", **crashed)], atom_runs=[AtomRunRecord("atoms", [])]
+    )
+    store.write(flow_runs=[flow_record("flow", created=2.0, **crashed)])
+
+    claimed = store.claim("w1", 3.0)
+
+    assert claimed is not None
+    assert claimed.id == "flow"
+    assert store.claim("w1", 3.0) is None
+
+
+def test_a_store_made_before_atoms_runs_gains_their_tables_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "reflow.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)  # as schema 3, the one before atoms runs, left it
+    for table in ("reflow_atom_runs", "reflow_atoms", "reflow_retry_histories"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("UPDATE reflow_meta SET value = '3' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
 
     with SQLiteStore(path) as store:
-        assert store.states("f1") == [StateRecord("f1", "flow", "Running", "RUNNING", 1.0)]
-        store.write(logs=[LogRecord(0, "f1", None, 2.0, logging.INFO, "reflow.runs", "hi")])
-        assert [r.message for r in store.logs("f1")] == ["hi"]
+        store.write_atoms(atom_runs=[AtomRunRecord("f1", ["a"])])
+        assert store.atom_run("f1") is not None
 
 
 def test_a_large_result_is_kept_in_a_file_beside_the_database(tmp_path: Path) -> None:
@@ -423,3 +555,6 @@ def test_processes_opening_a_new_sqlite_file_at_once_migrate_it_once(tmp_path: P
     assert [p.exitcode for p in opening] == [0, 0, 0, 0]
     with SQLiteStore(path) as store:
         assert store._query("SELECT value FROM reflow_meta")[0][0] == str(schema.SCHEMA_VERSION)
+
+        store.write_atoms(atom_runs=[AtomRunRecord("f1", ["a"])])
+        assert store.atom_run("f1") is not None

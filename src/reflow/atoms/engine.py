@@ -5,6 +5,10 @@ One thread (the caller's) decides; the executor runs `execute` and `revert` call
 stops new atoms from starting; once the running ones have finished, the failed atom's nearest
 controller decides. Reverts run newest completion first, each given its atom's arguments,
 `result` and `flow_failures`.
+
+A run given `runs=` is kept in a store through a `Keeper` (`reflow.atoms.persistence`): the
+engine tells it when the run begins and ends, and every atom state change reaches it as an
+event; `resume` (in `reflow.atoms.resume`) rebuilds an engine from what was recorded.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from typing import Any
 from reflow import events
 from reflow._ids import new_id
 from reflow.atoms.atom import Atom
+from reflow.atoms.calls import Outcome, ancestors, execute, revert
 from reflow.atoms.compile import Node, compile_flow
 from reflow.atoms.failure import Failure
 from reflow.atoms.patterns import Pattern
+from reflow.atoms.persistence import Keeper, keeper_for
 from reflow.atoms.retry import Decision, History, Retry
 from reflow.executors.base import Executor, check_executor
 from reflow.executors.inline import InlineExecutor
@@ -38,6 +44,9 @@ def run(
     store: Mapping[str, Any] | None = None,
     executor: Executor | None = None,
     defer_reverts: bool = False,
+    *,
+    runs: Any = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Run an atoms flow; return the store: the initial values and every value provided.
 
@@ -46,12 +55,21 @@ def run(
     time, like TaskFlow's serial engine); a `ThreadExecutor` runs independent atoms at once.
     With `defer_reverts`, a scope whose controller says REVERT and that has no enclosing
     controller reverts the whole flow, not only itself.
+
+    `runs` keeps the run in a store, to be resumed (`reflow.atoms.resume`) if its process
+    dies: True for the default store, a path or URL (`"runs.db"`, `"postgresql://..."`), or
+    a `reflow.store` Store. `run_id` names the kept run (default: a new id).
     """
     initial = dict(store or {})
     nodes = compile_flow(flow, initial)
     chosen = InlineExecutor() if executor is None else check_executor(executor)
+    if run_id is not None and (runs is None or runs is False):
+        raise ValueError(
+            "run_id= names a kept run: give runs= too (runs=True keeps it in the default store)"
+        )
+    keeper = keeper_for(runs)
     name = flow.name
-    return _Engine(nodes, initial, chosen, defer_reverts, name).run()
+    return _Engine(nodes, initial, chosen, defer_reverts, name, run_id, keeper).run()
 
 
 class _Engine:
@@ -62,13 +80,18 @@ class _Engine:
         executor: Executor,
         defer_reverts: bool,
         name: str,
+        run_id: str | None = None,
+        keeper: Keeper | None = None,
+        restoring: bool = False,
     ) -> None:
         self.nodes = nodes
         self.store = store
         self.executor = executor
         self.defer_reverts = defer_reverts
         self.name = name
-        self.id = new_id()
+        self.id = run_id or new_id()
+        self.keeper = keeper
+        """Keeps the run in a store (None: the run lives in memory)."""
         self.states: dict[Node, State[Any]] = {}
         self.results: dict[Node, Any] = {}
         self.arguments: dict[Node, dict[str, Any]] = {}
@@ -88,6 +111,12 @@ class _Engine:
         """Each node's current execution: new when it becomes Pending (again, after a retry)."""
         for node in nodes:
             node.atom._progress = self._progress
+        if restoring:
+            return  # reflow.atoms.resume sets the recorded states instead
+        if keeper is not None:
+            retries = [n.name for n in nodes if n.is_retry]
+            keeper.begin(self.id, name, [n.name for n in nodes], retries, store, defer_reverts)
+        for node in nodes:
             self._set(node, "Pending")
             if not node.before:
                 self._push(node)
@@ -96,6 +125,7 @@ class _Engine:
 
     def run(self) -> dict[str, Any]:
         self.executor.start()
+        ended = False
         try:
             while True:
                 if not self.unresolved and not self.failed:
@@ -112,10 +142,17 @@ class _Engine:
                     done.append(self.finished.get_nowait())
                 for future in sorted(done, key=lambda f: self.running[f].index):
                     self._finished(self.running.pop(future), future)
+            ended = True
         finally:
             for node in self.nodes:
                 node.atom._progress = None
             self.executor.shutdown()
+            if self.keeper is not None and not ended:
+                self.keeper.interrupted(self.id)  # not over: left to be resumed
+        if self.keeper is not None:
+            result = None if self.errors else dict(self.store)
+            histories = {n.name: h for n, h in self.histories.items()}
+            self.keeper.end(self.id, result, self.errors, histories)  # committed first
         if self.errors:
             if len(self.errors) == 1:
                 raise self.errors[0]
@@ -141,15 +178,15 @@ class _Engine:
             self.arguments[node] = kwargs
             atom.run_id = self.run_ids[node]
             self._set(node, "Running")
-            call = (_execute, atom, self._lead(node), kwargs)
+            call = (execute, atom, self._lead(node), kwargs)
             if here:  # no future to hand over
-                self._finished(node, _Outcome(call))
+                self._finished(node, Outcome(call))
                 continue
             future = self.executor.submit(*call)
             self.running[future] = node
             future.add_done_callback(self.finished.put)
 
-    def _finished(self, node: Node, future: concurrent.futures.Future[Any] | _Outcome) -> None:
+    def _finished(self, node: Node, future: concurrent.futures.Future[Any] | Outcome) -> None:
         exc = future.exception()
         if exc is None:
             result = future.result()
@@ -265,6 +302,8 @@ class _Engine:
             if node in self.completed:
                 self.completed.remove(node)
             if node is not scope:
+                if node.is_retry:  # a nested controller starts afresh
+                    self.histories[node] = History()
                 self._set(node, "Pending")
         reset = {id(n) for n in (scope, *scope.members)}
         # recount what each reset node, and each node after one, still waits for
@@ -300,14 +339,15 @@ class _Engine:
                 exc.add_note(f"reflow: raised by the revert of atom {node.name}")
                 self.errors.append(exc)
                 self._set(node, "Failed", exception=exc, message=f"revert failed: {exc!r}")
-                spared |= _ancestors(node)
+                spared |= ancestors(node)
                 ok = False
                 continue
             self.completed.remove(node)
             for name in node.atom.provides:
                 self.store.pop(name, None)
-            if node.is_retry:
-                self.histories[node] = History()  # a reverted controller starts afresh
+            # A reverted controller keeps its history until it is Pending again (a retry of
+            # an enclosing scope): nothing reads it meanwhile, and a kept run's record of it
+            # stays what the controller decided from.
             self._set(node, "Reverted")
         return ok
 
@@ -315,7 +355,7 @@ class _Engine:
         kwargs = dict(self.arguments.get(node, {}))
         if not node.is_retry:
             kwargs.update(result=self.results.get(node), flow_failures=dict(self.failures))
-        self.executor.submit(_revert, node.atom, self._lead(node), kwargs).result()
+        self.executor.submit(revert, node.atom, self._lead(node), kwargs).result()
 
     def _lead(self, node: Node) -> tuple[Any, ...]:
         """What comes before the store's arguments: a controller's history."""
@@ -338,7 +378,11 @@ class _Engine:
         self.states[node] = state
         if events.subscribers:
             run_id = self.run_ids[node]
-            events.publish(events.StateChange("atom", run_id, node.name, state, previous, self.id))
+            # a kept run's controller: its history as of this change, for the store
+            kept = self.histories[node]._copy() if self.keeper and node.is_retry else None
+            events.publish(
+                events.StateChange("atom", run_id, node.name, state, previous, self.id, kept)
+            )
 
     def _progress(self, atom: Atom, progress: float, details: Mapping[str, Any] | None) -> None:
         if events.subscribers:
@@ -348,51 +392,3 @@ class _Engine:
                     self.id,
                 )
             )  # fmt: skip
-
-
-class _Outcome:
-    """A call made on the spot, read like a done future."""
-
-    __slots__ = ("_error", "_value")
-
-    def __init__(self, call: tuple[Any, ...]) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        try:
-            self._value = call[0](*call[1:])
-        except Exception as exc:
-            self._error = exc
-
-    def exception(self) -> BaseException | None:
-        return self._error
-
-    def result(self) -> Any:
-        return self._value
-
-
-def _ancestors(node: Node) -> set[int]:
-    todo, seen = list(node.before), set()
-    while todo:
-        n = todo.pop()
-        if id(n) not in seen:
-            seen.add(id(n))
-            todo.extend(n.before)
-    return seen
-
-
-def _execute(atom: Atom, lead: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`execute` between its hooks; `lead` is a controller's history (empty for an atom)."""
-    atom.pre_execute()
-    try:
-        return atom.execute(*lead, **kwargs)
-    finally:
-        atom.post_execute()  # as TaskFlow: after execute, whatever its outcome
-
-
-def _revert(atom: Atom, lead: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """`revert` between its hooks (an atom's kwargs carry `result` and `flow_failures`)."""
-    atom.pre_revert()
-    try:
-        return atom.revert(*lead, **kwargs)
-    finally:
-        atom.post_revert()

@@ -55,6 +55,25 @@ class Failure:
             raise self.exception
         raise RemoteFailure(self)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The failure as JSON-able data (what a store keeps): its type names and its texts."""
+        return {
+            "type_names": list(self.type_names),
+            "exception_str": self.exception_str,
+            "traceback_str": self.traceback_str,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Failure:
+        """A failure read back from `to_dict()` data, in another process: it checks by its
+        type names, and its `exception` is a `RemoteFailure` carrying its texts."""
+        failure = cls.__new__(cls)
+        failure.type_names = tuple(data["type_names"])
+        failure.exception_str = str(data["exception_str"])
+        failure.traceback_str = str(data["traceback_str"])
+        failure.exception = RemoteFailure(failure)
+        return failure
+
     def __getstate__(self) -> dict[str, Any]:
         state = {name: getattr(self, name) for name in self.__slots__}
         try:

@@ -43,6 +43,14 @@ class History:
             self._tries.append((None, {}))
         self._tries[-1][1][name] = failure
 
+    def _copy(self) -> History:
+        """The history as it is now (what a kept run records; the engine goes on changing
+        this one)."""
+        copy = History()
+        copy._tries = [(value, dict(failures)) for value, failures in self._tries]
+        copy.failure = self.failure
+        return copy
+
     def __len__(self) -> int:
         return len(self._tries)
 

@@ -100,6 +100,11 @@ class StorePersistence:
         record = self.store.flow_run(run_id)
         if record is None:
             raise LookupError(f"no flow run {run_id!r} in {self.store!r}")
+        if record.flow_path is None and self.store.atom_run(run_id) is not None:
+            raise StoreError(
+                f"run {run_id} ({record.name}) is an atoms run: continue it with "
+                f"reflow.atoms.resume({run_id!r}, flow, runs=...), given the flow it ran"
+            )
         if record.flow_path is None or record.call is None:
             raise StoreError(
                 f"flow run {run_id} ({record.name}) cannot be resumed here: its flow or its "

@@ -26,7 +26,7 @@ class StoreConflict(StoreError):
     of that write was kept."""
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each migration: a list of statements; `{blob}` and `{real}` are the dialect's types.
 MIGRATIONS: list[list[str]] = [
@@ -127,6 +127,44 @@ MIGRATIONS: list[list[str]] = [
             heartbeat {real},
             created {real} NOT NULL,
             updated {real} NOT NULL
+        )""",
+    ],
+    # 4: atoms runs (reflow.store.atoms): new tables only. An atoms run is also a row of
+    # reflow_flow_runs (same id); these hold its atoms, their results and the controllers'
+    # histories.
+    [
+        """CREATE TABLE reflow_atom_runs (
+            run_id TEXT PRIMARY KEY,
+            atoms TEXT NOT NULL,
+            retries TEXT NOT NULL,
+            store_encoding TEXT,
+            store {blob},
+            defer_reverts INTEGER NOT NULL,
+            errors TEXT NOT NULL
+        )""",
+        """CREATE TABLE reflow_atoms (
+            run_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            state_type TEXT NOT NULL,
+            updated {real} NOT NULL,
+            completed_order INTEGER,
+            result_encoding TEXT,
+            result {blob},
+            failure TEXT,
+            states TEXT NOT NULL,
+            PRIMARY KEY (run_id, name)
+        )""",
+        """CREATE TABLE reflow_retry_histories (
+            run_id TEXT NOT NULL,
+            controller TEXT NOT NULL,
+            try_index INTEGER NOT NULL,
+            value_encoding TEXT,
+            value {blob},
+            failures TEXT NOT NULL,
+            PRIMARY KEY (run_id, controller, try_index)
         )""",
     ],
 ]

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from reflow import events
@@ -53,6 +54,9 @@ class Recorder:
         self.errors: list[BaseException] = []
         """Writes that failed (each also logged): the runs they held are not in the store."""
         self._failed: dict[str, BaseException] = {}  # root run id -> its first failed write
+        self.atom_writer: Callable[[list[events.StateChange]], None] | None = None
+        """Writes a batch's atom state changes (of the atoms runs it tracks); set by
+        `reflow.store.atoms`. Without it, atom events are not recorded."""
 
     def track(self, flow_run_id: str, root_id: str | None = None) -> None:
         """Record this flow run from now on (its task runs and subflows with it)."""
@@ -92,7 +96,9 @@ class Recorder:
         return self._failed.get(root_id)
 
     def _on_event(self, event: events.Event) -> None:
-        if type(event) is not events.StateChange or event.run_kind == "atom":
+        if type(event) is not events.StateChange:
+            return
+        if event.run_kind == "atom" and self.atom_writer is None:
             return
         tracked = self._tracked
         if event.run_id not in tracked and event.parent_id not in tracked:
@@ -103,7 +109,8 @@ class Recorder:
         state = event.state
         # A result is encoded as the run completes, in the run's thread: what is stored is the
         # value as it was returned, not as later code may have changed it.
-        encoded = self._encode(state.data) if state.type is _COMPLETED else None
+        completed = state.type is _COMPLETED and event.run_kind != "atom"
+        encoded = self._encode(state.data) if completed else None
         self._pending.append((event, encoded))
         if not self._wake.is_set():
             self._wake.set()
@@ -189,6 +196,13 @@ class Recorder:
     ) -> None:
         """One transaction: each run's record as of its last change in the batch; a flow
         run's changes as rows of their own, a task run's inside its record; the logs."""
+        if self.atom_writer is not None:  # atoms runs' changes go to their own writer
+            atoms = [e for e, _ in batch if e.run_kind == "atom"]
+            if atoms:
+                self.atom_writer(atoms)
+                batch = [(e, x) for e, x in batch if e.run_kind != "atom"]
+                if not batch and not logs:
+                    return
         states = [_flow_state(e) for e, _ in batch if e.run_kind == "flow"]
         last = {e.run_id: (e, encoded) for e, encoded in batch}  # one record per run
         flows = []

@@ -1,0 +1,94 @@
+"""The SQL of atoms runs, shared by both stores: statements and row conversions for the tables
+of `sql.MIGRATIONS`' atoms entry (reflow_atom_runs, reflow_atoms, reflow_retry_histories)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryTryRecord
+from reflow.store.records import StateRecord
+from reflow.store.results import Encoded
+from reflow.store.sql import _encoded, _result
+
+ATOM_RUN_COLUMNS = "run_id, atoms, retries, store_encoding, store, defer_reverts, errors"
+ATOM_COLUMNS = (
+    "run_id, name, position, kind, state, state_type, updated, completed_order, "
+    "result_encoding, result, failure, states"
+)
+TRY_COLUMNS = "run_id, controller, try_index, value_encoding, value, failures"
+
+
+def upsert_atom_run(p: str) -> str:
+    """Only its errors change once it is written (they are known when it ends)."""
+    return (
+        f"INSERT INTO reflow_atom_runs ({ATOM_RUN_COLUMNS}) VALUES ({', '.join([p] * 7)}) "
+        "ON CONFLICT (run_id) DO UPDATE SET errors = excluded.errors"
+    )
+
+
+def upsert_atom(p: str) -> str:
+    updates = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in (
+            "state", "state_type", "updated", "completed_order", "result_encoding", "result",
+            "failure", "states",
+        )
+    )  # fmt: skip
+    return (
+        f"INSERT INTO reflow_atoms ({ATOM_COLUMNS}) VALUES ({', '.join([p] * 12)}) "
+        f"ON CONFLICT (run_id, name) DO UPDATE SET {updates}"
+    )
+
+
+def delete_tries(p: str) -> str:
+    return f"DELETE FROM reflow_retry_histories WHERE run_id = {p} AND controller = {p}"
+
+
+def insert_try(p: str) -> str:
+    return f"INSERT INTO reflow_retry_histories ({TRY_COLUMNS}) VALUES ({', '.join([p] * 6)})"
+
+
+def atom_run_row(r: AtomRunRecord) -> tuple[Any, ...]:
+    encoding, blob = _result(r.store)
+    return (
+        r.id, json.dumps(r.atoms), json.dumps(r.retries), encoding, blob,
+        int(r.defer_reverts), json.dumps(r.errors),
+    )  # fmt: skip
+
+
+def atom_row(r: AtomRecord) -> tuple[Any, ...]:
+    encoding, blob = _result(r.result)
+    return (
+        r.run_id, r.name, r.position, r.kind, r.state, r.state_type, r.updated, r.order,
+        encoding, blob, None if r.failure is None else json.dumps(r.failure),
+        json.dumps([[s.name, s.type, s.timestamp, s.message] for s in r.states]),
+    )  # fmt: skip
+
+
+def try_row(run_id: str, controller: str, index: int, t: RetryTryRecord) -> tuple[Any, ...]:
+    encoding, blob = _result(t.value)
+    return (run_id, controller, index, encoding, blob, json.dumps(t.failures))
+
+
+def atom_run_record(row: Sequence[Any]) -> AtomRunRecord:
+    return AtomRunRecord(
+        id=row[0], atoms=json.loads(row[1]), retries=json.loads(row[2]),
+        store=_encoded(row[3], row[4]), defer_reverts=bool(row[5]), errors=json.loads(row[6]),
+    )  # fmt: skip
+
+
+def atom_record(row: Sequence[Any]) -> AtomRecord:
+    return AtomRecord(
+        run_id=row[0], name=row[1], position=row[2], kind=row[3], state=row[4],
+        state_type=row[5], updated=row[6], order=row[7], result=_encoded(row[8], row[9]),
+        failure=None if row[10] is None else json.loads(row[10]),
+        states=[StateRecord(row[0], "atom", *s) for s in json.loads(row[11])],
+    )  # fmt: skip
+
+
+def try_record(row: Sequence[Any]) -> tuple[str, RetryTryRecord]:
+    """(controller, the try) from a row of `TRY_COLUMNS`."""
+    value: Encoded | None = _encoded(row[3], row[4])
+    return row[1], RetryTryRecord(value, json.loads(row[5]))

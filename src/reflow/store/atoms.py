@@ -1,0 +1,298 @@
+"""Atoms runs kept in a store: `reflow.atoms.run(flow, runs=...)` and `reflow.atoms.resume`.
+
+`AtomsKeeper` is the store's side of the atoms layer's `Keeper` seam, one per store. A run's
+start and end are written at once, in the caller's thread; in between, every atom state change
+arrives as a `reflow.events` event on the store's `Recorder` (the writer thread the flow runs
+use), which hands each batch's atom events to `AtomsKeeper._write`: one upsert per atom
+touched per batch, and the new tries of each controller that changed, in one transaction. The
+run's end flushes that writer first, so the final state is committed last, before `run()`
+returns.
+
+Results are encoded with the store's `ResultCodec` (JSON, or HMAC-signed cloudpickle) and
+decoded, signatures checked, when a run is read back; failures are kept as text.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reflow import events
+from reflow.atoms.failure import Failure
+from reflow.atoms.persistence import RecordedAtom, RecordedRun, Try
+from reflow.atoms.retry import History
+from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord, RetryTryRecord
+from reflow.store.base import SQLStore
+from reflow.store.persistence import WORKER, StorePersistence, persistence
+from reflow.store.records import FlowRunRecord, StateRecord
+from reflow.store.results import Encoded
+from reflow.store.sql import StoreConflict, StoreError
+
+logger = logging.getLogger("reflow.store")
+_lock = threading.Lock()
+_keepers: weakref.WeakKeyDictionary[StorePersistence, AtomsKeeper] = weakref.WeakKeyDictionary()
+
+
+def keeper(runs: Any) -> AtomsKeeper | None:
+    """The keeper of the store `runs` names (True: the default store, or `REFLOW_STORE`;
+    None when `REFLOW_STORE=memory` keeps runs in memory)."""
+    if runs is True:
+        kept = persistence(True, None)
+    elif isinstance(runs, str | Path | SQLStore):
+        kept = persistence(True, runs)
+    else:
+        raise TypeError(
+            "runs= takes True (the default store), a path or URL of a store or a reflow.store "
+            f"Store (SQLiteStore, PostgresStore), got {runs!r}"
+        )
+    if kept is None:
+        return None
+    with _lock:
+        found = _keepers.get(kept)
+        if found is None:
+            found = _keepers[kept] = AtomsKeeper(kept)
+        return found
+
+
+@dataclass
+class _Run:
+    """What the writer keeps of a running atoms run between batches."""
+
+    record: FlowRunRecord
+    atom_run: AtomRunRecord
+    atoms: dict[str, AtomRecord] = field(default_factory=dict)
+    ended: int = 0
+    """How many executions of its atoms have ended (completed or failed) so far."""
+
+
+class AtomsKeeper:
+    """Keeps atoms runs in one store (`reflow.atoms.persistence.Keeper`)."""
+
+    def __init__(self, kept: StorePersistence) -> None:
+        self.kept = kept
+        self.store = kept.store
+        self.codec = kept.codec
+        self._runs: dict[str, _Run] = {}
+        kept.recorder.atom_writer = self._write
+
+    # -- the engine's side ----------------------------------------------------------------------
+
+    def begin(
+        self,
+        run_id: str,
+        name: str,
+        atoms: Sequence[str],
+        retries: Collection[str],
+        store: Mapping[str, Any],
+        defer_reverts: bool,
+    ) -> None:
+        if self.store.flow_run(run_id) is not None:
+            raise StoreConflict(
+                f"a run {run_id!r} is already in {self.store!r}: continue it with "
+                f"reflow.atoms.resume({run_id!r}, flow, runs=...), or give a new run_id"
+            )
+        now = time.time()
+        record = FlowRunRecord(
+            id=run_id, name=name, state="Running", state_type="RUNNING", created=now,
+            updated=now, parameters=dict(store), heartbeat=now, worker=WORKER,
+        )  # fmt: skip
+        atom_run = AtomRunRecord(
+            run_id, list(atoms), sorted(retries), self._encode(dict(store), "its initial store"),
+            defer_reverts,
+        )  # fmt: skip
+        run = self._runs[run_id] = _Run(record, atom_run)
+        for position, atom in enumerate(atoms):
+            kind = "retry" if atom in retries else "atom"
+            run.atoms[atom] = AtomRecord(run_id, atom, position, kind, "Pending", "PENDING", now)
+        self.store.write_atoms(
+            flow_runs=[record],
+            states=[StateRecord(run_id, "atoms", "Running", "RUNNING", now)],
+            atom_runs=[atom_run],
+        )  # before its atoms' first events
+        self.kept.recorder.track(run_id)
+        self.kept._keep_alive(run_id)
+
+    def load(self, run_id: str) -> RecordedRun:
+        record = self.store.flow_run(run_id)
+        if record is None:
+            raise LookupError(f"no atoms run {run_id!r} in {self.store!r}")
+        atom_run = self.store.atom_run(run_id)
+        if atom_run is None:
+            raise StoreError(
+                f"run {run_id} in {self.store!r} is a flow run ({record.name}), not an atoms "
+                f"run: resume it with reflow.resume({run_id!r})"
+            )
+        if atom_run.store is None:
+            raise StoreError(
+                f"atoms run {run_id} ({record.name}) cannot be resumed: its initial store could "
+                "not be stored (a value cloudpickle cannot pickle?)"
+            )
+        rows = self.store.atoms(run_id)
+        histories: dict[str, list[Try]] = {
+            h.controller: [self._try(t) for t in h.tries]
+            for h in self.store.retry_histories(run_id)
+        }
+        result = None
+        if record.state == "Completed" and record.result is not None:
+            result = self.codec.decode(record.result)
+        return RecordedRun(
+            run_id=run_id,
+            name=record.name,
+            state=record.state,
+            atoms=tuple(atom_run.atoms),
+            retries=frozenset(atom_run.retries),
+            store=dict(self.codec.decode(atom_run.store)),
+            defer_reverts=atom_run.defer_reverts,
+            records={row.name: self._recorded(row) for row in rows},
+            histories=histories,
+            result=result,
+            errors=tuple(Failure.from_dict(e) for e in atom_run.errors),
+        )
+
+    def resumed(self, run_id: str) -> None:
+        record = self.store.flow_run(run_id)
+        atom_run = self.store.atom_run(run_id)
+        if record is None or atom_run is None:
+            raise LookupError(f"no atoms run {run_id!r} in {self.store!r}")
+        now = time.time()
+        record.state, record.state_type, record.updated = "Running", "RUNNING", now
+        record.heartbeat, record.worker, record.error = now, WORKER, None
+        run = self._runs[run_id] = _Run(record, atom_run)
+        for row in self.store.atoms(run_id):
+            run.atoms[row.name] = row
+        run.ended = 1 + max((row.order or 0 for row in run.atoms.values()), default=0)
+        known = set(run.atoms)
+        for position, atom in enumerate(atom_run.atoms):  # never recorded: no state reached us
+            if atom not in known:
+                kind = "retry" if atom in atom_run.retries else "atom"
+                run.atoms[atom] = AtomRecord(
+                    run_id, atom, position, kind, "Pending", "PENDING", now
+                )
+        self.store.write_atoms(
+            flow_runs=[record],
+            states=[StateRecord(run_id, "atoms", "Running", "RUNNING", now, "resumed")],
+        )
+        self.kept.recorder.track(run_id)
+        self.kept._keep_alive(run_id)
+
+    def end(
+        self,
+        run_id: str,
+        result: dict[str, Any] | None,
+        errors: Sequence[BaseException],
+        histories: Mapping[str, History],
+    ) -> None:
+        self.kept.recorder.flush()  # every atom state published so far is written
+        run = self._runs.pop(run_id)
+        now = time.time()
+        record = run.record
+        failed = result is None
+        record.state, record.state_type = (
+            ("Failed", "FAILED") if failed else ("Completed", "COMPLETED")
+        )
+        record.updated = now
+        record.result = None if failed else self._encode(result, "its result")
+        record.error = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
+        run.atom_run.errors = [Failure(e).to_dict() for e in errors]
+        try:
+            self.store.write_atoms(
+                flow_runs=[record],
+                states=[StateRecord(run_id, "atoms", record.state, record.state_type, now)],
+                atom_runs=[run.atom_run],
+                histories=[self._history(run_id, name, h) for name, h in histories.items()],
+            )
+        finally:
+            self._stop(run_id)
+
+    def interrupted(self, run_id: str) -> None:
+        self.kept.recorder.flush()  # what it did is written; its state stays Running
+        self._runs.pop(run_id, None)
+        self._stop(run_id)
+
+    def _stop(self, run_id: str) -> None:
+        self.kept._alive.discard(run_id)
+        self.kept.recorder.release(run_id)  # flushed first
+
+    # -- the writer thread's side ---------------------------------------------------------------
+
+    def _write(self, batch: list[events.StateChange]) -> None:
+        """One transaction for a batch of atom state changes: each touched atom's record as of
+        its last change, and the history of each controller that changed."""
+        touched: dict[tuple[str, str], AtomRecord] = {}
+        histories: dict[tuple[str, str], RetryHistoryRecord] = {}
+        for event in batch:
+            run = self._runs.get(event.parent_id or "")
+            atom = run.atoms.get(event.name) if run is not None else None
+            if run is None or atom is None:
+                continue
+            self._apply(run, atom, event)
+            touched[atom.run_id, atom.name] = atom
+            if isinstance(event.run, History):
+                key = (atom.run_id, atom.name)
+                histories[key] = self._history(atom.run_id, atom.name, event.run)
+        if touched or histories:
+            self.store.write_atoms(atoms=list(touched.values()), histories=list(histories.values()))
+
+    def _apply(self, run: _Run, atom: AtomRecord, event: events.StateChange) -> None:
+        state = event.state
+        name = state.name
+        atom.state, atom.state_type, atom.updated = name, state.type.name, state.timestamp
+        atom.states.append(
+            StateRecord(atom.run_id, "atom", name, state.type.name, state.timestamp, state.message)
+        )
+        if name == "Pending":  # a new execution: the last one's outcome is over
+            atom.result, atom.failure, atom.order = None, None, None
+        elif name == "Completed":
+            atom.result = self._encode(state.data, f"the result of atom {atom.name}")
+            atom.order, run.ended = run.ended, run.ended + 1
+        elif name == "Failed" and (event.previous is None or event.previous.name != "Reverting"):
+            exc = state.exception
+            failure = Failure(exc) if exc is not None else None
+            atom.failure = failure.to_dict() if failure is not None else None
+            atom.result = None
+            atom.order, run.ended = run.ended, run.ended + 1
+        # a failed revert keeps the execution's outcome; its error is in the state's message
+
+    # -- encoding ---------------------------------------------------------------------------------
+
+    def _encode(self, value: Any, what: str) -> Encoded | None:
+        try:
+            return self.codec.encode(value)
+        except Exception as exc:  # unpicklable: the run is recorded without it
+            logger.warning(
+                "reflow: %s cannot be stored (%s); the run is kept without it", what, exc
+            )
+            return None
+
+    def _history(self, run_id: str, controller: str, history: History) -> RetryHistoryRecord:
+        tries = [
+            RetryTryRecord(
+                self._encode(value, f"a value of retry controller {controller}"),
+                {atom: failure.to_dict() for atom, failure in failures.items()},
+            )
+            for value, failures in history
+        ]
+        return RetryHistoryRecord(run_id, controller, tries)
+
+    def _try(self, t: RetryTryRecord) -> Try:
+        value = None if t.value is None else self.codec.decode(t.value)
+        return value, {atom: Failure.from_dict(f) for atom, f in t.failures.items()}
+
+    def _recorded(self, row: AtomRecord) -> RecordedAtom:
+        return RecordedAtom(
+            name=row.name,
+            states=tuple(s.name for s in row.states),
+            result=None if row.result is None else self.codec.decode(row.result),
+            has_result=row.result is not None,
+            failure=None if row.failure is None else Failure.from_dict(row.failure),
+            order=row.order,
+        )
+
+
+__all__ = ["AtomsKeeper", "keeper"]
