@@ -316,3 +316,39 @@ async def test_a_run_key_of_an_unfinished_async_run_resumes_it(tmp_path: Path) -
     assert again.id == first.id
     assert again.result() == ["a", "b"]
     assert calls == ["a", "b", "b"]  # only the call not recorded ran again
+
+
+def test_a_paused_run_is_resumed_from_another_process(tmp_path: Path) -> None:
+    database, side = tmp_path / "approval.db", tmp_path / "side.txt"
+    env = dict(
+        os.environ, APPROVAL_DB=str(database), APPROVAL_SIDE=str(side),
+        PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    )  # fmt: skip
+    script = (
+        "import reflow, approval_flow\n"
+        "try:\n    approval_flow.payout(21)\n"
+        "except reflow.FlowPaused as paused:\n    print(paused.flow_run.id)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, child.stderr
+    run_id = child.stdout.strip()
+    with SQLiteStore(database) as store:
+        record = store.flow_run(run_id)
+    assert record is not None
+    assert record.state == "Paused"
+
+    os.environ["APPROVAL_DB"], os.environ["APPROVAL_SIDE"] = str(database), str(side)
+    sys.path.insert(0, str(HERE))
+    try:
+        state = reflow.resume(run_id, str(database))
+    finally:
+        sys.path.remove(str(HERE))
+        del os.environ["APPROVAL_DB"], os.environ["APPROVAL_SIDE"]
+
+    assert state.result() == "paid 42"  # type: ignore[attr-defined]
+    marks = [line.split() for line in side.read_text().splitlines()]
+    assert [name for name, _ in marks] == ["prepare", "approve", "pay"]
+    assert marks[0][1] != str(os.getpid())  # prepared in the child, not run again here
+    assert {pid for _, pid in marks[1:]} == {str(os.getpid())}  # approved and paid here

@@ -202,6 +202,8 @@ class Engine:
         if earlier is not None:
             run.resumed = earlier.state.is_paused()  # not one merely blocked behind it
             self.flow_run.superseded.append(earlier)
+        elif self.flow_run.persistence is not None:  # paused in an earlier process?
+            run.resumed = self.flow_run.persistence.paused(self.flow_run.id, key)
         task._transition(run, new_state("Pending"))
         self.flow_run.runs_by_key[key] = run
         future = Future(run, self.cond, self)

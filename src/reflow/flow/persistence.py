@@ -31,6 +31,10 @@ class Persistence(Protocol):
         """The call's completed run in an earlier process, if there is one."""
         ...
 
+    def paused(self, flow_run_id: str, key: str) -> bool:
+        """Whether the call's run was Paused when an earlier process left the run."""
+        ...
+
     def end(self, flow_run: Any) -> None:
         """The run reached a final (or Paused) state: write everything before returning."""
         ...

@@ -46,6 +46,7 @@ class StorePersistence:
         self.codec = codec
         self.recorder = Recorder(store, codec)
         self._completed: dict[str, dict[str, Any]] = {}
+        self._paused: dict[str, set[str]] = {}  # flow run id -> keys of calls left Paused
         self._alive: set[str] = set()  # root runs of this process that are running
         self._runs: dict[str, Any] = {}  # every running run of this process (cancel requests)
         self._beating: threading.Thread | None = None
@@ -76,12 +77,15 @@ class StorePersistence:
                 for s in before
             ],
         )  # the states from before it was tracked
-        self._completed[flow_run.id] = {
-            r.key: r for r in self.store.task_runs(flow_run.id) if r.state_type == "COMPLETED"
-        }
+        stored = self.store.task_runs(flow_run.id)
+        self._completed[flow_run.id] = {r.key: r for r in stored if r.state_type == "COMPLETED"}
+        self._paused[flow_run.id] = {r.key for r in stored if r.state_type == "PAUSED"}
         self._runs[flow_run.id] = flow_run
         if parent is None and self.store.cancel_requested([flow_run.id]):
             flow_run.cancel()  # asked before it started (a queued run claimed meanwhile)
+
+    def paused(self, flow_run_id: str, key: str) -> bool:
+        return key in self._paused.get(flow_run_id, ())
 
     def completed(self, flow_run_id: str, key: str) -> StoredCall | None:
         record = self._completed.get(flow_run_id, {}).get(key)
@@ -164,6 +168,7 @@ class StorePersistence:
             failed = None
         if not flow_run.state.is_paused():
             self._completed.pop(flow_run.id, None)
+            self._paused.pop(flow_run.id, None)
         if failed is not None:
             raise StoreError(
                 f"flow run {flow_run.id} ({flow_run.name}) ended {flow_run.state.name}, but "
