@@ -10,7 +10,7 @@ from typing import Any
 from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryTryRecord
 from reflow.store.records import StateRecord
 from reflow.store.results import Encoded
-from reflow.store.sql import _encoded, _result
+from reflow.store.sql import _encoded, result_columns
 
 ATOM_RUN_COLUMNS = "run_id, atoms, retries, store_encoding, store, defer_reverts, errors"
 ATOM_COLUMNS = (
@@ -51,7 +51,7 @@ def insert_try(p: str) -> str:
 
 
 def atom_run_row(r: AtomRunRecord) -> tuple[Any, ...]:
-    encoding, blob = _result(r.store)
+    encoding, blob = result_columns(r.store)
     return (
         r.id, json.dumps(r.atoms), json.dumps(r.retries), encoding, blob,
         int(r.defer_reverts), json.dumps(r.errors),
@@ -59,7 +59,7 @@ def atom_run_row(r: AtomRunRecord) -> tuple[Any, ...]:
 
 
 def atom_row(r: AtomRecord) -> tuple[Any, ...]:
-    encoding, blob = _result(r.result)
+    encoding, blob = result_columns(r.result)
     return (
         r.run_id, r.name, r.position, r.kind, r.state, r.state_type, r.updated, r.order,
         encoding, blob, None if r.failure is None else json.dumps(r.failure),
@@ -68,7 +68,7 @@ def atom_row(r: AtomRecord) -> tuple[Any, ...]:
 
 
 def try_row(run_id: str, controller: str, index: int, t: RetryTryRecord) -> tuple[Any, ...]:
-    encoding, blob = _result(t.value)
+    encoding, blob = result_columns(t.value)
     return (run_id, controller, index, encoding, blob, json.dumps(t.failures))
 
 

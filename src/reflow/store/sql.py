@@ -242,8 +242,8 @@ def upsert_cache(p: str) -> str:
 
 
 def flow_row(r: FlowRunRecord) -> tuple[Any, ...]:
-    encoding, blob = _result(r.result)
-    call_encoding, call = _result(r.call)
+    encoding, blob = result_columns(r.result)
+    call_encoding, call = result_columns(r.call)
     return (
         r.id, r.name, r.version, r.parent_id, r.state, r.state_type,
         json.dumps(r.parameters, default=_shown), r.run_key, r.created, r.updated, r.heartbeat,
@@ -252,7 +252,7 @@ def flow_row(r: FlowRunRecord) -> tuple[Any, ...]:
 
 
 def task_row(r: TaskRunRecord) -> tuple[Any, ...]:
-    encoding, blob = _result(r.result)
+    encoding, blob = result_columns(r.result)
     return (
         r.id, r.flow_run_id, r.key, r.task_name, r.state, r.state_type, json.dumps(r.upstream),
         r.attempts, r.created, r.updated, encoding, blob, r.error,
@@ -321,10 +321,6 @@ def _shown(value: Any) -> str:
     """A parameter JSON cannot hold, as text: ISO 8601 for dates and times, else its repr."""
     isoformat = getattr(value, "isoformat", None)
     return str(isoformat()) if callable(isoformat) else repr(value)
-
-
-def _result(encoded: Encoded | None) -> tuple[str | None, bytes | None]:
-    return (None, None) if encoded is None else (encoded.encoding, encoded.data)
 
 
 def _encoded(encoding: str | None, blob: Any) -> Encoded | None:
