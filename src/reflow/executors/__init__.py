@@ -10,6 +10,7 @@ without `executor=` gets (`REFLOW_EXECUTOR`).
 from reflow.executors.base import (
     ChecksTasks,
     Executor,
+    KeepsResults,
     SerializationError,
     SubmitsMany,
     check_executor,
@@ -25,6 +26,7 @@ __all__ = [
     "DaskExecutor",
     "Executor",
     "InlineExecutor",
+    "KeepsResults",
     "ProcessExecutor",
     "RemoteError",
     "SerializationError",

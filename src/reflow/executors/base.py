@@ -9,10 +9,11 @@ the executor whole task runs, retries included. True (processes, a cluster): the
 (states, retries, waits, timeouts) stays in the flow's process on threads of its own, and the
 executor receives each attempt's function and arguments, which it must serialise.
 
-Two optional members let an executor do better than one call at a time (the engine looks for
+Optional members let an executor do better than one call at a time (the engine looks for
 them and works without): `submit_many(calls)` takes many attempts in one go (a `.map()`'s
-first attempts: one round trip to a cluster instead of one per element), and
-`check_task(task)` refuses, with an error that says why, a task the executor cannot run.
+first attempts: one round trip to a cluster instead of one per element), `check_task(task)`
+refuses, with an error that says why, a task the executor cannot run, and `kept(future)` /
+`release(kept)` leave results where they were made, for later attempts to take from there.
 """
 
 from __future__ import annotations
@@ -68,6 +69,27 @@ class ChecksTasks(Protocol):
     def check_task(self, task: Any, /) -> None:
         """Raise (a TypeError saying why and what to do) if the task's runs cannot run here;
         the flow ends each such run Failed with that error, not retried."""
+        ...
+
+
+@runtime_checkable
+class KeepsResults(Protocol):
+    """An executor that can leave a result where it was made (optional; a cluster).
+
+    After an attempt succeeded, `kept(future)` gives a reference to its result there (or
+    None): an object whose `value` is the result, and which the executor accepts in the
+    arguments of later calls in place of the value, sending it by reference. The engine
+    passes it to the downstream attempts of the run, and calls `release(kept)` once none of
+    them needs it any more.
+    """
+
+    def kept(self, future: concurrent.futures.Future[Any], /) -> Any | None:
+        """The reference to the result of the (successful) attempt `future`, or None."""
+        ...
+
+    def release(self, kept: Any, /) -> None:
+        """No call will take `kept` any more: free its copy (calls may still pass it; it
+        then sends its value)."""
         ...
 
 

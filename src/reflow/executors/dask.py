@@ -5,7 +5,10 @@ the flow's process; each attempt is one task on the cluster, shipped as cloudpic
 reflow made itself (so what cannot travel is a `SerializationError` naming the function) and
 submitted with Dask's own `retries=0`: reflow's retry layer decides what is retried. A worker
 that dies mid-attempt fails the attempt as Crashed (`distributed.KilledWorker`), retried if
-retries remain. `distributed` is imported when the executor starts, never before.
+retries remain. A large result stays on the cluster too, and reaches the attempts that take
+it as an argument by reference (`KeepsResults`): their workers fetch it from the worker that
+made it, not from the flow's process. `distributed` is imported when the executor starts,
+never before.
 """
 
 from __future__ import annotations
@@ -16,17 +19,24 @@ from typing import Any, TypeVar
 
 from reflow.executors.base import Call, SerializationError, SharedPool
 from reflow.executors.dask_session import Session
-from reflow.executors.shipping import call_payload, name_of
+from reflow.executors.references import Kept, pickled_call
+from reflow.executors.shipping import name_of
 
 T = TypeVar("T")
 
 INSTALL_HINT = "pip install 'reflow[dask]'"
+REFERENCE_BYTES = 64 * 1024
+"""The default `reference_bytes`: smaller results are cheaper to send along than to fetch."""
 
 
 class DaskExecutor(SharedPool):
     """Runs task attempts on a Dask cluster: the scheduler at `address` (`tcp://host:port`),
     or, without one, a `distributed.LocalCluster(**cluster_kwargs)` started for the flow run
     and closed after it. `client_kwargs` go to `distributed.Client`.
+
+    A result of at least `reference_bytes` (pickled) stays on the cluster while downstream
+    attempts may take it as an argument, and goes to them by reference, worker to worker;
+    None sends every argument from the flow's process.
 
     `max_workers` (how many attempts the flow keeps on the cluster at once, a `.map()`'s
     aside) is the cluster's total of worker threads when the executor starts.
@@ -39,6 +49,7 @@ class DaskExecutor(SharedPool):
         address: str | None = None,
         cluster_kwargs: Mapping[str, Any] | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
+        reference_bytes: int | None = REFERENCE_BYTES,
     ) -> None:
         if address is not None and (not isinstance(address, str) or not address.strip()):
             raise TypeError(
@@ -53,7 +64,17 @@ class DaskExecutor(SharedPool):
         for label, given in (("cluster_kwargs", cluster_kwargs), ("client_kwargs", client_kwargs)):
             if given is not None and not isinstance(given, Mapping):
                 raise TypeError(f"DaskExecutor({label}=...) takes a dict, got {given!r}")
+        if reference_bytes is not None and (
+            isinstance(reference_bytes, bool)
+            or not isinstance(reference_bytes, int)
+            or reference_bytes < 0
+        ):
+            raise ValueError(
+                "DaskExecutor(reference_bytes=...) takes a size in bytes >= 0 from which results "
+                f"pass between tasks by reference, or None for never; got {reference_bytes!r}"
+            )
         self.address = address
+        self.reference_bytes = reference_bytes
         self.cluster_kwargs: dict[str, Any] = dict(cluster_kwargs or {})
         self.client_kwargs: dict[str, Any] = dict(client_kwargs or {})
         self.max_workers = 1  # the cluster's thread count once started
@@ -72,7 +93,9 @@ class DaskExecutor(SharedPool):
             raise ImportError(
                 f"DaskExecutor needs Dask distributed, which is not installed: {INSTALL_HINT}"
             ) from exc
-        session = Session.open(self.address, self.cluster_kwargs, self.client_kwargs)
+        session = Session.open(
+            self.address, self.cluster_kwargs, self.client_kwargs, self.reference_bytes
+        )
         self.max_workers = session.threads()
         return session
 
@@ -84,9 +107,9 @@ class DaskExecutor(SharedPool):
     ) -> concurrent.futures.Future[T]:
         """Run the call as one cluster task; cancelling the future cancels the task (one
         already running on a worker runs on there: Dask cannot stop a running thread)."""
-        payload = call_payload(fn, args, kwargs)  # raises SerializationError, naming fn
+        payload, deps = pickled_call(fn, args, kwargs)  # SerializationError, naming fn
         session: Session = self._running_pool()
-        (future,) = session.submit([payload], [name_of(fn)])
+        (future,) = session.submit([payload], [name_of(fn)], [deps])
         return future
 
     def submit_many(self, calls: Sequence[Call], /) -> list[concurrent.futures.Future[Any]]:
@@ -95,18 +118,42 @@ class DaskExecutor(SharedPool):
         futures: list[concurrent.futures.Future[Any] | None] = []
         payloads: list[bytes] = []
         names: list[str] = []
+        deps: list[list[Any]] = []
         for fn, args, kwargs in calls:
             try:
-                payloads.append(call_payload(fn, args, kwargs))
+                payload, needs = pickled_call(fn, args, kwargs)
             except SerializationError as exc:
                 failed: concurrent.futures.Future[Any] = concurrent.futures.Future()
                 failed.set_exception(exc)
                 futures.append(failed)
                 continue
+            payloads.append(payload)
+            deps.append(needs)
             names.append(name_of(fn))
             futures.append(None)
-        submitted = iter(session.submit(payloads, names) if payloads else ())
+        submitted = iter(session.submit(payloads, names, deps) if payloads else ())
         return [f if f is not None else next(submitted) for f in futures]
+
+    def kept(self, future: concurrent.futures.Future[Any], /) -> Kept | None:
+        """The result of the attempt `future` (which succeeded), left on the cluster: pass it
+        in the arguments of later calls to send it by reference. None when it was small."""
+        return getattr(future, "kept", None)
+
+    def release(self, kept: Kept, /) -> None:
+        """No call will take `kept` any more: the cluster may free its copy."""
+        kept.release()
+
+    @property
+    def bytes_sent(self) -> int:
+        """Pickled bytes of the attempts this executor sent to the cluster since it started."""
+        session: Session = self._running_pool()
+        return session.sent
+
+    @property
+    def bytes_received(self) -> int:
+        """Pickled bytes of the results it fetched from the cluster since it started."""
+        session: Session = self._running_pool()
+        return session.received
 
     def check_task(self, task: Any, /) -> None:
         """Async tasks cannot run on Dask's workers: refused, saying what to do instead."""

@@ -4,7 +4,9 @@ any), and the thread that brings results back in batches.
 A finished cluster task's result is fetched by one `Client.gather` per batch of finished
 tasks, not one round trip each: while one batch is gathered the next finishes. Dask errors
 (the attempt's own exceptions come back as values) are a worker lost, which is a crash, or a
-result that could not be pickled. Only `DaskExecutor` imports this, once it starts.
+result that could not be pickled. A large result also stays on the cluster (its cluster
+future is held in the attempt's `kept`), so later attempts can take it from there. Only
+`DaskExecutor` imports this, once it starts.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import queue
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from reflow.executors.references import LOST_DEP, Kept
 from reflow.executors.shipping import outcome, run_payload
 from reflow.task.signals import mark_crash
 
@@ -27,13 +31,30 @@ BATCH = 2000
 """The most results gathered at once."""
 
 
-class Session:
-    """A client on a cluster, and the futures of the attempts it runs there."""
+class Attempt(concurrent.futures.Future[Any]):
+    """The flow's handle on one attempt on the cluster: its outcome, and `kept`, its result
+    left on the cluster (set before the outcome, when the result is large enough)."""
 
-    def __init__(self, client: Any, cluster: Any) -> None:
+    kept: Kept | None = None
+
+
+class Session:
+    """A client on a cluster, and the futures of the attempts it runs there.
+
+    Results of at least `keep_from` pickled bytes (None: none) stay on the cluster as well.
+    `sent` and `received` count the pickled bytes of attempts and results that went through
+    this process.
+    """
+
+    def __init__(self, client: Any, cluster: Any, keep_from: int | None = None) -> None:
         self.client = client
         self.cluster = cluster  # the LocalCluster it started, None on an existing cluster
-        self._inflight: dict[str, tuple[Any, concurrent.futures.Future[Any], str]] = {}
+        self.keep_from = keep_from
+        self.sent = 0
+        self.received = 0
+        self._counting = threading.Lock()
+        self._inflight: dict[str, tuple[Any, Attempt, str, list[Any]]] = {}
+        self._kept: weakref.WeakValueDictionary[str, Kept] = weakref.WeakValueDictionary()
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.busy = 1
         """How many tasks the cluster runs at once (its threads), as last counted."""
@@ -48,6 +69,7 @@ class Session:
         address: str | None,
         cluster_kwargs: Mapping[str, Any],
         client_kwargs: Mapping[str, Any],
+        keep_from: int | None = None,
     ) -> Session:
         """Connect to the scheduler at `address`, or start a LocalCluster and connect to it."""
         import dask
@@ -59,7 +81,7 @@ class Session:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 cluster = distributed.LocalCluster(**cluster_kwargs)
             try:
-                return cls(distributed.Client(cluster, **options), cluster)
+                return cls(distributed.Client(cluster, **options), cluster, keep_from)
             except BaseException:
                 cluster.close()
                 raise
@@ -71,7 +93,7 @@ class Session:
                 "that it runs (`dask scheduler` prints its address) and that this machine can "
                 "connect to it, or leave out address= to start a LocalCluster"
             ) from exc
-        return cls(client, None)
+        return cls(client, None, keep_from)
 
     def threads(self) -> int:
         """The cluster's worker threads now (at least 1)."""
@@ -79,19 +101,27 @@ class Session:
         return self.busy
 
     def submit(
-        self, payloads: list[bytes], names: list[str]
-    ) -> list[concurrent.futures.Future[Any]]:
-        """One cluster task per payload, submitted in one message; one future each."""
+        self, payloads: list[bytes], names: list[str], deps: list[list[Any]]
+    ) -> list[Attempt]:
+        """One cluster task per payload, submitted in one message; one future each. A task
+        depends on its `deps` (cluster futures of kept results its payload refers to)."""
         keys = [f"{name}-{uuid.uuid4().hex}" for name in names]
         client = self.client
+        options = {"pure": False, "retries": 0}
         if len(payloads) == 1:
-            tasks = [client.submit(run_payload, payloads[0], key=keys[0], pure=False, retries=0)]
+            extra = (deps[0],) if deps[0] else ()
+            tasks = [client.submit(run_payload, payloads[0], *extra, key=keys[0], **options)]
+        elif any(deps):
+            tasks = client.map(run_payload, payloads, deps, key=keys, **options)
         else:
-            tasks = client.map(run_payload, payloads, key=keys, pure=False, retries=0)
-        futures: list[concurrent.futures.Future[Any]] = []
-        for task, name in zip(tasks, names, strict=True):
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            self._inflight[task.key] = (task, future, name)
+            tasks = client.map(run_payload, payloads, key=keys, **options)
+        size = sum(len(p) for p in payloads)
+        with self._counting:
+            self.sent += size
+        futures: list[Attempt] = []
+        for task, name, needs in zip(tasks, names, deps, strict=True):
+            future = Attempt()
+            self._inflight[task.key] = (task, future, name, needs)
             future.add_done_callback(_cancel_with(task))
             task.add_done_callback(self._done.put)
             futures.append(future)
@@ -106,12 +136,12 @@ class Session:
         self._inflight.clear()
         try:
             if left:
-                self.client.cancel([task for task, _, _ in left])
+                self.client.cancel([task for task, _, _, _ in left])
             self.client.close()
         finally:
             if self.cluster is not None:
                 self.cluster.close()
-        for _, future, name in left:
+        for _, future, name, _ in left:
             _settle(future, False, RuntimeError(f"the Dask client closed while {name} ran"))
 
     # -- in the collector thread -------------------------------------------------------------
@@ -148,6 +178,7 @@ class Session:
                         self._settle_one(task, exc)
             if stop:
                 return
+            del batch, tasks  # hold no finished task while waiting: the cluster may free it
 
     def _settle_batch(self, tasks: list[Any]) -> None:
         finished = [t for t in tasks if t.status == "finished" and t.key in self._inflight]
@@ -161,7 +192,7 @@ class Session:
                 for task, data in zip(finished, sent, strict=True):
                     entry = self._inflight.pop(task.key, None)
                     if entry is not None:
-                        _settle(entry[1], *outcome(data))
+                        self._finish(task, entry, data)
         for task in tasks:
             if task.status != "finished":
                 self._settle_one(task)
@@ -170,7 +201,7 @@ class Session:
         entry = self._inflight.pop(task.key, None)
         if entry is None:
             return  # settled already, or given up on by close()
-        _, future, name = entry
+        _, future, name, _ = entry
         if future.cancelled():
             return  # the caller gave up on it (a timeout) and cancelled the task
         if error is not None:
@@ -178,7 +209,7 @@ class Session:
             return
         try:
             if task.status == "finished":
-                _settle(future, *outcome(task.result()))
+                self._finish(task, entry, task.result())
                 return
             if task.status == "error":
                 _settle(future, False, _explained(task.exception(), name))
@@ -190,6 +221,21 @@ class Session:
             lost = RuntimeError(f"the result of {name} could not be fetched from the cluster")
             lost.__cause__ = exc
         _settle(future, False, mark_crash(lost))
+
+    def _finish(self, task: Any, entry: tuple[Any, Attempt, str, list[Any]], sent: bytes) -> None:
+        """Hand a finished attempt's outcome over; keep a large result on the cluster too."""
+        _, future, name, deps = entry
+        ok, value = outcome(sent)
+        with self._counting:
+            self.received += len(sent)
+        if ok and self.keep_from is not None and len(sent) >= self.keep_from:
+            future.kept = Kept(task, value, name, len(sent))
+            self._kept[task.key] = future.kept
+        elif not ok and isinstance(lost := getattr(value, LOST_DEP, None), int):
+            gone = self._kept.get(deps[lost].key) if lost < len(deps) else None
+            if gone is not None:
+                gone.release()  # the cluster lost it: later attempts get the value itself
+        _settle(future, ok, value)
 
 
 def _explained(exc: BaseException, name: str) -> BaseException:

@@ -9,9 +9,11 @@ cannot travel is a `SerializationError` naming the function, whatever the transp
 from __future__ import annotations
 
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 from reflow.executors.base import SerializationError
+from reflow.task.signals import is_crash
 
 
 class RemoteError(Exception):
@@ -44,11 +46,26 @@ def call_payload(fn: object, args: tuple[object, ...], kwargs: dict[str, object]
     return dumps((fn, args, kwargs), f"the call of {name_of(fn)}")
 
 
-def run_payload(payload: bytes) -> bytes:
-    """In the worker: run the call and pickle its value or its exception (with its traceback)."""
+def run_payload(payload: bytes, deps: Sequence[bytes] = ()) -> bytes:
+    """In the worker: run the call and pickle its value or its exception (with its traceback).
+
+    `deps` are the results that the call's arguments refer to (`reflow.executors.references`),
+    fetched by the cluster from the workers that made them.
+    """
     import cloudpickle
 
-    fn, args, kwargs = cloudpickle.loads(payload)
+    if deps:
+        from reflow.executors.references import loading_deps
+
+        try:
+            with loading_deps(deps):
+                fn, args, kwargs = cloudpickle.loads(payload)
+        except Exception as lost:
+            if not is_crash(lost):
+                raise
+            return cloudpickle.dumps((False, lost))  # type: ignore[no-any-return]
+    else:
+        fn, args, kwargs = cloudpickle.loads(payload)
     try:
         return dumps((True, fn(*args, **kwargs)), f"the result of {name_of(fn)}")
     except Exception as exc:

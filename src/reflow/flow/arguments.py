@@ -51,31 +51,46 @@ def _walk(value: Any, found: dict[int, Future[Any]], allowed: set[int], allow: b
                 _walk(item, found, allowed, allow)
 
 
-def resolve(value: Any, allow: bool = False) -> Any:
-    """`value` with futures replaced by their results (states, for failed ones)."""
+def resolve(value: Any, allow: bool = False, kept: Mapping[str, Any] | None = None) -> Any:
+    """`value` with futures replaced by their results (states, for failed ones).
+
+    With `kept` (task run id -> the executor's reference to that run's result, left where it
+    was made), a future of such a run is replaced by the reference instead, so the value is
+    sent to the executor by reference.
+    """
     kind = type(value)
     if kind in _PLAIN:
         return value
     if kind is Future or isinstance(value, Future):
         state = value.run.state
-        return state.data if state.is_completed() else state
+        if not state.is_completed():
+            return state
+        if kept:
+            ref = kept.get(value.run.id)
+            if ref is not None:
+                return ref
+        return state.data
     if kind is allow_failure:
-        return resolve(value.value, True)
+        return resolve(value.value, True, kept)
     if kind is unmapped:
-        return resolve(value.value, allow)
+        return resolve(value.value, allow, kept)
     if kind is dict:
-        return {k: resolve(v, allow) for k, v in value.items()}
+        return {k: resolve(v, allow, kept) for k, v in value.items()}
     if kind in _CONTAINERS:
-        return kind(resolve(v, allow) for v in value)
+        return kind(resolve(v, allow, kept) for v in value)
     if kind is FutureList:
-        return [resolve(v, allow) for v in value]
+        return [resolve(v, allow, kept) for v in value]
     return value
 
 
 def resolve_call(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
+    args: tuple[Any, ...], kwargs: dict[str, Any], kept: Mapping[str, Any] | None = None
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    return tuple(resolve(a) for a in args), {k: resolve(v) for k, v in kwargs.items()}
+    """The call's arguments with futures resolved (see `resolve`)."""
+    return (
+        tuple(resolve(a, False, kept) for a in args),
+        {k: resolve(v, False, kept) for k, v in kwargs.items()},
+    )
 
 
 def _is_mapped(value: Any) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from reflow.executors.base import Executor, SerializationError
 from reflow.flow.arguments import resolve_call, split_map, upstreams
 from reflow.flow.errors import TriggerFailedError
+from reflow.flow.kept import KeptResults
 from reflow.flow.run import FlowRun
 from reflow.flow.runlog import RemoteCall, RemoteIds
 from reflow.flow.triggers import all_successful
@@ -61,6 +62,8 @@ class Engine:
         self._refusals: dict[int, BaseException | None] = {}
         self._presubmitted: dict[str, concurrent.futures.Future[Any]] = {}
         """First attempts already on their way (submit_many), by task run id."""
+        self._kept = KeptResults.of(executor) if self._remote else None
+        """Results left on the executor, passed to downstream attempts by reference."""
         self._orchestrator: concurrent.futures.ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = loop  # the async flow's own loop
         self._loop_thread: threading.Thread | None = None
@@ -242,6 +245,8 @@ class Engine:
             return future
         if self._check_task is not None and self._refused(future):
             return future
+        if self._kept is not None and ups:
+            self._kept.take(future, ups, args, kwargs)
         pending = [u for u in ups if not u._done]
         if not pending:
             if ready is None:
@@ -430,13 +435,13 @@ class Engine:
         if not runs or self.cancelled:
             return
         flow_run = self.flow_run
+        kept = self._kept
         calls = [
             (
                 RemoteCall(
                     run.task.fn, RemoteIds(flow_run.id, flow_run.name, run.id, run.task_name)
                 ),
-                run.args,
-                run.kwargs,
+                *(kept.shipped(run, run.args, run.kwargs) if kept else (run.args, run.kwargs)),
             )
             for run in runs
         ]
@@ -514,6 +519,8 @@ class Engine:
                 limits.release(slots)
             if self._presubmitted:
                 self._drop_presubmitted(run)
+            if self._kept is not None:
+                self._kept.settled(run)
             future.set_done()
 
     def _drop_presubmitted(self, run: TaskRun) -> None:
@@ -528,8 +535,11 @@ class Engine:
         """One attempt in the executor's process: wait for it in slices, so a timeout can
         interrupt the wait."""
         remote = self._presubmitted.pop(run.id, None) if self._presubmitted else None
+        kept = self._kept
         if remote is None:
             ids = RemoteIds(self.flow_run.id, self.flow_run.name, run.id, run.task_name)
+            if kept is not None:
+                args, kwargs = kept.shipped(run, args, kwargs)
             try:
                 remote = self.executor.submit(RemoteCall(fn, ids), *args, **kwargs)
             except SerializationError as exc:
@@ -538,9 +548,12 @@ class Engine:
         try:
             while True:
                 try:
-                    return remote.result(timeout=0.1)
+                    value = remote.result(timeout=0.1)
                 except concurrent.futures.TimeoutError:
                     continue
+                if kept is not None:
+                    kept.keep(run, remote)
+                return value
         except SerializationError as exc:
             setattr(exc, BAD_CALL, True)
             raise
@@ -702,6 +715,8 @@ class Engine:
         for unused in self._presubmitted.values():
             unused.cancel()
         self._presubmitted.clear()
+        if self._kept is not None:
+            self._kept.close()
         if self._orchestrator is not None:
             self._orchestrator.shutdown(wait=False)
         if self._own_loop and self._loop is not None:
