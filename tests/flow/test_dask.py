@@ -382,7 +382,7 @@ def test_a_bad_reflow_executor_is_an_error_naming_the_variable(
 
 
 def test_an_unreachable_scheduler_is_a_connection_error_naming_it() -> None:
-    executor = DaskExecutor("tcp://127.0.0.1:9", client_kwargs={"timeout": 1})
+    executor = DaskExecutor("tcp://127.0.0.1:9", client_kwargs={"timeout": 0.25})
 
     @flow(executor=executor)
     def pipeline() -> int:

@@ -123,9 +123,16 @@ class Session:
             future = Attempt()
             self._inflight[task.key] = (task, future, name, needs)
             future.add_done_callback(_cancel_with(task))
-            task.add_done_callback(self._done.put)
             futures.append(future)
+        client.loop.add_callback(self._watch, tasks)
         return futures
+
+    def _watch(self, tasks: list[Any]) -> None:
+        """In the client's event loop: have each task handed to the collector when it ends
+        (registered here, one hop per batch instead of one wake-up of the loop per task)."""
+        put = self._done.put
+        for task in tasks:
+            task.add_done_callback(put)
 
     def close(self) -> None:
         """Stop collecting, give up the attempts still on the cluster, close the client (and
