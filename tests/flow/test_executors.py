@@ -982,15 +982,18 @@ def test_the_retry_of_an_attempt_hung_in_the_only_worker_runs(tmp_path: Path) ->
         executor.shutdown()
 
 
-@task(retries=1)
-def dies_first(marks: str) -> int:
+def kill_own_worker_first(marks: str) -> int:
     """Kills its own worker process on the first attempt; the retry returns its pid."""
     if count_attempt(marks, "dies_first") == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     return os.getpid()
 
 
-def test_a_worker_killed_mid_attempt_fails_it_and_the_retry_runs_on_a_new_worker(
+dies_first = task(retries=1, retry_on=ValueError, name="dies_first")(kill_own_worker_first)
+dies_once = task(name="dies_once")(kill_own_worker_first)
+
+
+def test_a_worker_killed_mid_attempt_crashes_it_and_the_retry_runs_on_a_new_worker(
     processes: ProcessExecutor, tmp_path: Path
 ) -> None:
     @flow(executor=processes)
@@ -1004,8 +1007,27 @@ def test_a_worker_killed_mid_attempt_fails_it_and_the_retry_runs_on_a_new_worker
     first, second = (a.state for a in run.attempts)
     assert first is not None
     assert second is not None
-    assert first.is_failed()
+    assert first.name == "Crashed"
     assert type(first.exception).__name__ == "ProcessExpired"
     assert "died" in "".join(getattr(first.exception, "__notes__", []))
-    assert second.is_completed()
+    assert second.is_completed()  # retried although retry_on=ValueError: a crash is retried
     assert flow_run.result() != os.getpid()
+    assert [s.name for s in run.states] == [
+        "Pending", "Running", "AwaitingRetry", "Retrying", "Completed"
+    ]  # fmt: skip
+
+
+def test_a_worker_killed_in_the_last_attempt_ends_the_run_crashed(
+    processes: ProcessExecutor, tmp_path: Path
+) -> None:
+    @flow(executor=processes)
+    def pipeline() -> int:
+        return dies_once.submit(str(tmp_path)).result()
+
+    flow_run = pipeline.run()
+
+    (run,) = flow_run.task_runs
+    assert run.state.name == "Crashed"
+    assert len(run.attempts) == 1
+    assert flow_run.state.is_failed()
+    assert type(flow_run.state.exception).__name__ == "ProcessExpired"

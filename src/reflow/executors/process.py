@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from reflow.executors.base import SharedPool
 from reflow.executors.shipping import RemoteError, call_payload, name_of, outcome, run_payload
+from reflow.task.signals import mark_crash
 
 T = TypeVar("T")
 
@@ -25,7 +26,8 @@ class ProcessExecutor(SharedPool):
 
     The pool is pebble's: an attempt given up on (its timeout passed, its flow ended) is
     stopped by terminating the worker running it, and a worker that dies (killed, out of
-    memory) is replaced, its attempt failing with pebble's `ProcessExpired`.
+    memory) is replaced, its attempt ending Crashed with pebble's `ProcessExpired` (retried,
+    if the task has retries left, as for a lost worker on any executor).
     """
 
     ships_code = True
@@ -91,8 +93,11 @@ def _settle(
     try:
         ok, value = outcome(done.result())
     except ProcessExpired as exc:
-        exc.add_note(f"reflow: the worker process running {name_of(fn)} died")
-        ok, value = False, exc
+        exc.add_note(
+            f"reflow: the worker process running {name_of(fn)} died; the attempt is Crashed "
+            "and is retried if the task has retries left"
+        )
+        ok, value = False, mark_crash(exc)
     except BaseException as exc:  # cancelled, or the pool was stopped
         ok, value = False, exc
     try:
