@@ -10,24 +10,37 @@ Every cell runs on a cluster of its own, started untimed in its subprocess, the 
 `LocalCluster(n_workers=2, threads_per_worker=1, processes=True)` (worker processes, so every
 task and result is serialised and crosses a socket), its scheduler in the cell's process, with
 `distributed.scheduler.allowed-failures` 0 (as in the cluster a DaskExecutor starts). Two
-workloads of the trivial task `inc` (x + 1, a module-level function of this module):
+workloads of the trivial task `inc` (x + 1, a module-level function of this module), and one
+passing large data:
 
 - sequential: n tasks in a chain, each taking the one before as its argument, the last
   result collected;
-- map: inc mapped over range(n), every result collected.
+- map: inc mapped over range(n), every result collected;
+- large: `make` makes LARGE_BYTES (20 MB) of bytes, then n tasks in a chain each take the one
+  before's bytes and return new ones as large (`rotate`: the first byte moved to the end),
+  the last collected. Besides the time, reflow's cells count the bytes the flow's process
+  sent to the cluster and fetched from it per run (`DaskExecutor.bytes_sent`/`_received`).
 
 The frameworks (labels as in the report):
 
 - reflow on Dask: `@flow(executor=DaskExecutor(address))`, the executor started untimed (its
-  client connected); sequential `x = inc.submit(x)`, map `inc.map(range(n)).result()`;
+  client connected); sequential `x = inc.submit(x)`, map `inc.map(range(n)).result()`, large
+  `x = rotate.submit(x)` (large results go to the next task by reference, worker to worker);
+- reflow on Dask, by value: the same with `DaskExecutor(address, reference_bytes=None)`, large
+  only: every result comes to the flow's process and goes back out as the next argument
+  (what reflow did before results were passed by reference);
+- reflow on Dask, direct: the same with `client_kwargs={"direct_to_workers": True}`, large
+  only: results fetched from the workers, not relayed by the scheduler;
 - plain Dask, `Client.map`: `client.gather(client.map(inc, range(n), pure=False))`, and
   sequential `x = client.submit(inc, x, pure=False)` (the futures chained on the cluster,
-  never waited for in between), then `x.result()`;
-- plain Dask, waited: sequential only, `x = client.submit(inc, x, pure=False).result()`, a
-  round trip per task (what an orchestrator that needs each task's state pays);
+  never waited for in between), then `x.result()`; large the same with `rotate`;
+- plain Dask, waited: sequential and large, `x = client.submit(inc, x, pure=False).result()`,
+  a round trip per task (what an orchestrator that needs each task's state pays; for large,
+  each value through the client and back);
 - Prefect 3, DaskTaskRunner: `@flow(task_runner=DaskTaskRunner(address=...))` (prefect-dask)
   on the same kind of cluster, its tasks `cache_policy=NO_CACHE, persist_result=False`;
-  sequential `x = inc.submit(x)`, map `inc.map(range(n)).result()`. Its cells share one
+  sequential `x = inc.submit(x)`, map `inc.map(range(n)).result()`, large as reflow's. Its
+  cells share one
   temporary API server (Prefect 3's ephemeral mode, started by flow_overhead.py's machinery)
   and run smaller n (per-task figures keep it comparable).
 
@@ -42,6 +55,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -50,13 +64,16 @@ from typing import Any
 
 import _timing
 
-WORKLOADS = ("sequential", "map")
+WORKLOADS = ("sequential", "map", "large")
+LARGE_BYTES = 20_000_000
 WORKLOAD_TITLES = {
     "sequential": "sequential: n chained tasks (each takes the one before), the last collected",
     "map": "map: inc (x + 1) mapped over range(n), every result collected",
+    "large": f"large: n chained tasks passing {LARGE_BYTES / 1e6:g} MB of bytes each, the last "
+    "collected",
 }
-FULL_N = {"sequential": 1_000, "map": 10_000}
-QUICK_N = {"sequential": 100, "map": 1_000}
+FULL_N = {"sequential": 1_000, "map": 10_000, "large": 20}
+QUICK_N = {"sequential": 100, "map": 1_000, "large": 5}
 WARM_UP_N = 10
 FULL_SECONDS = 60.0  # a cell's timed runs stop once they took this long (--seconds)
 QUICK_SECONDS = 1.0
@@ -75,17 +92,21 @@ class Framework:
 
 
 REFLOW = "reflow"
+BY_VALUE = "reflow-by-value"
+DIRECT = "reflow-direct"
 PLAIN = "distributed"
 PREFECT = "prefect-dask"
 FRAMEWORKS = [
     Framework(REFLOW, "reflow on Dask, DaskExecutor(address)"),
+    Framework(BY_VALUE, "reflow on Dask, by value (reference_bytes=None)"),
+    Framework(DIRECT, "reflow on Dask, client_kwargs={'direct_to_workers': True}"),
     Framework(PLAIN, "plain Dask, Client.map / chained Client.submit"),
     Framework("distributed-waited", "plain Dask, Client.submit(...).result() per task"),
     Framework(
         PREFECT,
         "Prefect 3, DaskTaskRunner (prefect-dask)",
-        {"sequential": 100, "map": 500},
-        {"sequential": 20, "map": 50},
+        {"sequential": 100, "map": 500, "large": 5},
+        {"sequential": 20, "map": 50, "large": 3},
         max_runs=1,  # later runs in a process only got slower in flow_overhead.py
     ),
 ]
@@ -96,7 +117,19 @@ def inc(x: int) -> int:
     return x + 1
 
 
+def make(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256) + bytes(size % 256)
+
+
+def rotate(data: bytes) -> bytes:
+    return data[1:] + data[:1]
+
+
 def check_result(workload: str, n: int, result: Any) -> None:
+    if workload == "large":
+        if len(result) != LARGE_BYTES or result[0] != n % 256:
+            raise AssertionError(f"wrong result for n={n}: {len(result)} bytes from {result[0]}")
+        return
     want: Any = n if workload == "sequential" else list(range(1, n + 1))
     got = result if workload == "sequential" else list(result)
     if got != want:
@@ -123,19 +156,35 @@ class Impl(_timing.Impl):
     def map(self, n: int) -> Any:
         raise NotImplementedError
 
+    def large(self, n: int) -> Any:
+        raise NotImplementedError
+
+    def traffic(self) -> dict[str, int]:
+        """Bytes through the flow's process in the last run, for the frameworks that count."""
+        return {}
+
     def close(self) -> None:
         self.cluster.close()
 
 
 class ReflowImpl(Impl):
+    reference_bytes: int | None = 64 * 1024
+    direct_to_workers = False
+
     def __init__(self) -> None:
         super().__init__()
         from reflow import flow, task
         from reflow.executors import DaskExecutor
 
-        self.executor = DaskExecutor(self.address)
+        self.executor = DaskExecutor(
+            self.address,
+            reference_bytes=self.reference_bytes,
+            client_kwargs={"direct_to_workers": self.direct_to_workers},
+        )
         self.executor.start()  # held for the cell: its flow runs share the client
-        inc_task = task(inc)
+        self.counted = (0, 0)
+        self.last = (0, 0)
+        inc_task, make_task, rotate_task = task(inc), task(make), task(rotate)
 
         @flow(executor=self.executor, persist=False)
         def sequential(n: int) -> int:
@@ -148,12 +197,52 @@ class ReflowImpl(Impl):
         def mapped(n: int) -> list[int]:
             return list(inc_task.map(range(n)).result())
 
+        @flow(executor=self.executor, persist=False)
+        def large(n: int) -> bytes:
+            x = make_task.submit(LARGE_BYTES)
+            for _ in range(n):
+                x = rotate_task.submit(x)
+            return bytes(x.result())
+
         self.sequential, self.map = sequential, mapped  # type: ignore[method-assign]
+        self._large = large
         self.note = f"max_workers {self.executor.max_workers} (the cluster's threads)"
+
+    def large(self, n: int) -> bytes:
+        result = self._large(n)
+        now = (self.executor.bytes_sent, self.executor.bytes_received)
+        self.last = (now[0] - self.counted[0], now[1] - self.counted[1])
+        self.counted = now
+        return result
+
+    def traffic(self) -> dict[str, int]:
+        return {"sent": self.last[0], "received": self.last[1]}
 
     def close(self) -> None:
         self.executor.shutdown()
         super().close()
+
+
+class ByValueImpl(ReflowImpl):
+    reference_bytes = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sequential = self.map = self.same  # type: ignore[method-assign]
+
+    def same(self, n: int) -> Any:
+        raise _timing.NotApplicable("the same as reflow's: small results never stay on the cluster")
+
+
+class DirectImpl(ReflowImpl):
+    direct_to_workers = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sequential = self.map = self.large_only  # type: ignore[method-assign]
+
+    def large_only(self, n: int) -> Any:
+        raise _timing.NotApplicable("measured for large results only")
 
 
 class PlainImpl(Impl):
@@ -172,6 +261,12 @@ class PlainImpl(Impl):
     def map(self, n: int) -> list[int]:
         return list(self.client.gather(self.client.map(inc, range(n), pure=False)))
 
+    def large(self, n: int) -> bytes:
+        x = self.client.submit(make, LARGE_BYTES, pure=False)
+        for _ in range(n):
+            x = self.client.submit(rotate, x, pure=False)
+        return bytes(x.result())
+
     def close(self) -> None:
         self.client.close()
         super().close()
@@ -183,6 +278,12 @@ class WaitedImpl(PlainImpl):
         for _ in range(n):
             x = self.client.submit(inc, x, pure=False).result()
         return x
+
+    def large(self, n: int) -> bytes:
+        x = self.client.submit(make, LARGE_BYTES, pure=False).result()
+        for _ in range(n):
+            x = self.client.submit(rotate, x, pure=False).result()
+        return bytes(x)
 
     def map(self, n: int) -> list[int]:
         raise _timing.NotApplicable("the same as Client.map: one batch, gathered once")
@@ -211,12 +312,24 @@ class PrefectImpl(Impl):
         def mapped(n: int) -> list[int]:
             return list(inc_task.map(range(n)).result())
 
-        self.sequential, self.map = sequential, mapped  # type: ignore[method-assign]
+        make_task = prefect.task(cache_policy=NO_CACHE, persist_result=False)(make)
+        rotate_task = prefect.task(cache_policy=NO_CACHE, persist_result=False)(rotate)
+
+        @prefect.flow(task_runner=runner, persist_result=False)
+        def large(n: int) -> bytes:
+            x = make_task.submit(LARGE_BYTES)
+            for _ in range(n):
+                x = rotate_task.submit(x)
+            return bytes(x.result())
+
+        self.sequential, self.map, self.large = sequential, mapped, large  # type: ignore[method-assign]
         self.note = "persist_result=False and cache_policy=NO_CACHE on its task"
 
 
 IMPLS: dict[str, Callable[[], Impl]] = {
     REFLOW: ReflowImpl,
+    BY_VALUE: ByValueImpl,
+    DIRECT: DirectImpl,
     PLAIN: PlainImpl,
     "distributed-waited": WaitedImpl,
     PREFECT: PrefectImpl,
@@ -233,15 +346,28 @@ def run_one(key: str, workload: str, n: int, repeats: int, seconds: float) -> di
         repeats,
         seconds,
         WARM_UP_N,
+        record=lambda impl: impl.traffic(),
         tracebacks=True,
     )
+
+
+@dataclass
+class Result(_timing.CellResult):
+    sent: list[int] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)
+
+    def traffic(self) -> list[str]:
+        """The MB the flow's process sent and fetched per run ("-" where not counted)."""
+        if not self.sent or self.error:
+            return ["-", "-"]
+        return [f"{statistics.median(c) / 1e6:,.1f} MB" for c in (self.sent, self.received)]
 
 
 # --- the parent: every cell, then the report -------------------------------------------------
 
 
 def report(
-    results: dict[tuple[str, str], _timing.CellResult],
+    results: dict[tuple[str, str], Result],
     frameworks: list[Framework],
     workloads: list[str],
     settings: _timing.Settings,
@@ -256,12 +382,14 @@ def report(
     ]
     for workload in workloads:
         rows = []
+        middle = ["sent / run", "fetched / run"] if workload == "large" else []
         for framework in frameworks:
             r = results.get((framework.key, workload))
             if r is not None:
                 ratio = _timing.ratio_of(results, framework.key, REFLOW, workload, stat)
-                rows.append(_timing.result_row(r, framework.label, stat, ratio))
-        lines += _timing.result_table(WORKLOAD_TITLES[workload], "us/task", [], "setup", rows)
+                traffic = r.traffic() if middle else []
+                rows.append(_timing.result_row(r, framework.label, stat, ratio, traffic))
+        lines += _timing.result_table(WORKLOAD_TITLES[workload], "us/task", middle, "setup", rows)
     targets = []
     if "map" in workloads:
         target = _timing.Target(REFLOW, PLAIN, "map", TARGET_RATIO, at_least=False)
@@ -273,6 +401,9 @@ def report(
         for top, bottom, workload in (
             (REFLOW, PLAIN, "sequential"),
             (REFLOW, "distributed-waited", "sequential"),
+            (BY_VALUE, REFLOW, "large"),
+            (REFLOW, DIRECT, "large"),
+            (REFLOW, PLAIN, "large"),
             (PREFECT, REFLOW, "map"),
             (PREFECT, REFLOW, "sequential"),
         )
@@ -295,7 +426,7 @@ def parent_main(args: Any, settings: _timing.Settings) -> int:
     keys, workloads = _timing.selected(args, list(BY_KEY), WORKLOADS)
     frameworks = [f for f in FRAMEWORKS if f.key in keys]
     whole_run = _timing.WholeRun()
-    results: dict[tuple[str, str], _timing.CellResult] = {}
+    results: dict[tuple[str, str], Result] = {}
     server: Any = None
     with tempfile.TemporaryDirectory(
         prefix="reflow-bench-dask-", ignore_cleanup_errors=True
@@ -312,7 +443,7 @@ def parent_main(args: Any, settings: _timing.Settings) -> int:
                     server.wait_ready()
                 for workload in workloads:
                     n = framework.quick_n[workload] if args.quick else framework.full_n[workload]
-                    result = _timing.CellResult(framework, workload, n)
+                    result = Result(framework, workload, n)
                     results[framework.key, workload] = result
                     if framework.key == PREFECT:
                         if server.url is None:

@@ -9,10 +9,12 @@ files (`tmp_path`), which every executor shares, where memory is not.
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import os
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +176,23 @@ def raises_needs_two_arguments(x: int, marks: str) -> int:
     raise NeedsTwoArguments(7, f"code 7 for {x}")
 
 
+class Payload:
+    """A result a test can watch with a weak reference: it tells when the result was freed."""
+
+    def __init__(self, size: int) -> None:
+        self.data = bytes(size)
+
+
+@task
+def payload(size: int) -> Payload:
+    return Payload(size)
+
+
+@task
+def payload_size(p: Payload) -> int:
+    return len(p.data)
+
+
 @task
 async def async_where(x: int) -> tuple[int, int]:
     return os.getpid(), threading.get_ident()
@@ -276,6 +295,28 @@ def test_futures_passed_downstream_carry_their_results(conforming: Running) -> N
     assert all(r.state.name == "Completed" for r in flow_run.task_runs)
     by_key = {r.key: r for r in flow_run.task_runs}
     assert set(by_key["add-2"].upstream) == {by_key["add-0"].id, by_key["add-1"].id}
+
+
+def test_a_finished_flow_run_frees_its_results_without_the_garbage_collector(
+    conforming: Running,
+) -> None:
+    @flow(executor=conforming.executor, persist=False)
+    def pipeline() -> tuple[int, Any]:
+        made = payload.submit(200_000)  # large enough to stay on a cluster
+        size = payload_size.submit(made)
+        return size.result(), weakref.ref(made.result())
+
+    gc.collect()
+    gc.disable()  # no cycle collection: the run's records must not be held in a cycle
+    try:
+        size, result = pipeline()
+        assert size == 200_000
+        end = time.monotonic() + BOUND  # the executor's threads may still be unwinding
+        while result() is not None and time.monotonic() < end:
+            time.sleep(0.01)
+        assert result() is None
+    finally:
+        gc.enable()
 
 
 def test_tasks_run_where_the_executor_says(conforming: Running) -> None:

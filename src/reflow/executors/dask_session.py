@@ -77,6 +77,8 @@ class Session:
 
         options = {"set_as_default": False, **client_kwargs}
         if address is None:
+            # results straight from the workers (on this machine), not relayed by the scheduler
+            options.setdefault("direct_to_workers", True)
             # reflow retries a lost attempt itself: the scheduler must not run it again first
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 cluster = distributed.LocalCluster(**cluster_kwargs)

@@ -76,7 +76,13 @@ class ProcessExecutor(SharedPool):
                 run_payload, (payload,)
             )
         outer: concurrent.futures.Future[T] = concurrent.futures.Future()
-        inner.add_done_callback(lambda done: _settle(outer, done, fn))
+        waiting = [outer]  # emptied once settled: the two futures must not hold each other
+
+        def settle(done: concurrent.futures.Future[bytes]) -> None:
+            if waiting:
+                _settle(waiting.pop(), done, fn)
+
+        inner.add_done_callback(settle)
         outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
         return outer
 

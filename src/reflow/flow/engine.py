@@ -521,6 +521,7 @@ class Engine:
                 self._drop_presubmitted(run)
             if self._kept is not None:
                 self._kept.settled(run)
+            run.invoke = None  # it pointed back at this engine: a cycle holding every result
             future.set_done()
 
     def _drop_presubmitted(self, run: TaskRun) -> None:
@@ -717,6 +718,9 @@ class Engine:
         self._presubmitted.clear()
         if self._kept is not None:
             self._kept.close()
+        # The futures point back at this engine: left in place, that cycle would keep every
+        # result of the run in memory until the garbage collector's next full pass.
+        self.futures = []
         if self._orchestrator is not None:
             self._orchestrator.shutdown(wait=False)
         if self._own_loop and self._loop is not None:
