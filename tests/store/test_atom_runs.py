@@ -7,6 +7,7 @@ with real processes and SIGKILL are in test_atom_faults.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from reflow import events
 from reflow.atoms import (
     AlwaysRevert,
     FlowError,
+    ForEach,
     FunctorTask,
     LinearFlow,
     RemoteFailure,
@@ -564,3 +566,37 @@ def test_a_revert_that_failed_before_the_interruption_is_tried_again(db: str) ->
         resume("r1", flow, runs=db)  # the revert worked this time: only c's failure is left
 
     assert log == ["x:a", "x:b", "x:c", "r:c", "r:b", "r:a"]
+
+
+def test_large_values_of_an_atoms_run_go_to_files_beside_the_database(tmp_path: Path) -> None:
+    big = "x" * 1_000
+    flow = LinearFlow("big", retry=ForEach([big], name="each", provides="value")).add(
+        FunctorTask(lambda value: value + "!", name="grow", provides="grown")
+    )
+    kept = SQLiteStore(tmp_path / "runs.db", inline_limit=512)
+
+    result = run(flow, store={"seed": big}, runs=kept, run_id="r1")
+
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    encodings = conn.execute(
+        "SELECT (SELECT result_encoding FROM reflow_flow_runs WHERE id = 'r1'), "
+        "(SELECT store_encoding FROM reflow_atom_runs WHERE run_id = 'r1'), "
+        "(SELECT result_encoding FROM reflow_atoms WHERE name = 'grow'), "
+        "(SELECT value_encoding FROM reflow_retry_histories WHERE run_id = 'r1')"
+    ).fetchone()
+    conn.close()
+    assert encodings == ("file:json", "file:json", "file:json", "file:json")
+    assert len(list((tmp_path / "runs-results").glob("*/*"))) == 4
+    with SQLiteStore(tmp_path / "runs.db") as store:
+        (history,) = store.retry_histories("r1")
+        atom_run = store.atom_run("r1")
+        grow = store.atoms("r1")[1]
+    assert history.tries[0].value is not None
+    assert atom_run is not None
+    assert grow.result is not None
+    assert atom_run.store is not None
+    assert json.loads(history.tries[0].value.data) == big
+    assert json.loads(atom_run.store.data) == {"seed": big}
+    assert json.loads(grow.result.data) == big + "!"
+    assert result == {"seed": big, "value": big, "grown": big + "!"}
+    assert resume("r1", flow, runs=kept) == result

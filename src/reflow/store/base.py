@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
-from reflow.store import atom_sql, sql
+from reflow.store import sql
+from reflow.store.atom_queries import AtomQueries
 from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
 from reflow.store.files import PREFIX, ResultFiles
 from reflow.store.operations import OperationsQueries
@@ -108,7 +109,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class SQLStore(OperationsQueries):
+class SQLStore(OperationsQueries, AtomQueries):
     """The queries, over a DB-API connection used by one thread at a time."""
 
     placeholder = "?"
@@ -258,70 +259,6 @@ class SQLStore(OperationsQueries):
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
             cur.execute(statement(self.placeholder, len(chunk)), [v for r in chunk for v in r])
-
-    def write_atoms(
-        self,
-        *,
-        flow_runs: Iterable[FlowRunRecord] = (),
-        states: Iterable[StateRecord] = (),
-        atom_runs: Iterable[AtomRunRecord] = (),
-        atoms: Iterable[AtomRecord] = (),
-        histories: Iterable[RetryHistoryRecord] = (),
-    ) -> None:
-        p = self.placeholder
-        flows = [sql.flow_row(r) for r in flow_runs]
-        changes = [sql.state_row(r) for r in states]
-        runs = [atom_sql.atom_run_row(r) for r in atom_runs]
-        rows = [atom_sql.atom_row(r) for r in atoms]
-        replaced = list(histories)
-        tries = [
-            atom_sql.try_row(h.run_id, h.controller, i, t)
-            for h in replaced
-            for i, t in enumerate(h.tries)
-        ]
-        with self._transaction() as cur:
-            if flows:
-                cur.executemany(sql.upsert_flow_run(p), flows)
-            if changes:
-                cur.executemany(sql.insert_state(p), changes)
-            if runs:
-                cur.executemany(atom_sql.upsert_atom_run(p), runs)
-            if rows:
-                cur.executemany(atom_sql.upsert_atom(p), rows)
-            if replaced:
-                cur.executemany(
-                    atom_sql.delete_tries(p), [(h.run_id, h.controller) for h in replaced]
-                )
-            if tries:
-                cur.executemany(atom_sql.insert_try(p), tries)
-
-    def atom_run(self, run_id: str) -> AtomRunRecord | None:
-        rows = self._query(
-            f"SELECT {atom_sql.ATOM_RUN_COLUMNS} FROM reflow_atom_runs "
-            f"WHERE run_id = {self.placeholder}",
-            (run_id,),
-        )
-        return atom_sql.atom_run_record(rows[0]) if rows else None
-
-    def atoms(self, run_id: str) -> list[AtomRecord]:
-        rows = self._query(
-            f"SELECT {atom_sql.ATOM_COLUMNS} FROM reflow_atoms WHERE run_id = {self.placeholder} "
-            "ORDER BY position",
-            (run_id,),
-        )
-        return [atom_sql.atom_record(r) for r in rows]
-
-    def retry_histories(self, run_id: str) -> list[RetryHistoryRecord]:
-        rows = self._query(
-            f"SELECT {atom_sql.TRY_COLUMNS} FROM reflow_retry_histories "
-            f"WHERE run_id = {self.placeholder} ORDER BY controller, try_index",
-            (run_id,),
-        )
-        found: dict[str, RetryHistoryRecord] = {}
-        for row in rows:
-            controller, each = atom_sql.try_record(row)
-            found.setdefault(controller, RetryHistoryRecord(run_id, controller)).tries.append(each)
-        return list(found.values())
 
     def _query(self, statement: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._transaction() as cur:
