@@ -116,10 +116,15 @@ class _Engine:
         if keeper is not None:
             retries = [n.name for n in nodes if n.is_retry]
             keeper.begin(self.id, name, [n.name for n in nodes], retries, store, defer_reverts)
-        for node in nodes:
-            self._set(node, "Pending")
-            if not node.before:
-                self._push(node)
+        try:
+            for node in nodes:
+                self._set(node, "Pending")
+                if not node.before:
+                    self._push(node)
+        except BaseException:  # interrupted already: the run is left to be resumed
+            if keeper is not None:
+                keeper.interrupted(self.id)
+            raise
 
     # -- the loop ---------------------------------------------------------------------------
 

@@ -49,7 +49,8 @@ def resume(
     same atom names); return the store, as `run` does, or raise the run's failure.
 
     `runs` is the store the run was kept in (True: the default store). Atoms recorded
-    Completed do not run again; see the module's documentation for the rest.
+    Completed do not run again; see the module's documentation for the rest. A run that
+    another live process is running is refused (`reflow.store.RunHeld`), before anything runs.
     """
     keeper = keeper_for(runs)
     if keeper is None:

@@ -324,6 +324,7 @@ def resume(run: RunArg, store: StoreOpt = None) -> None:
     reflow runs resume last --store postgresql://db/reflow
     ```
     """
+    from reflow.store.claims import RunHeld, held
     from reflow.store.persistence import mark_crashed, persistence
 
     url = store_url(store)
@@ -343,7 +344,7 @@ def resume(run: RunArg, store: StoreOpt = None) -> None:
         raise UsageError(
             f"flow run {record.id} is a subflow run: resume its parent, {record.parent_id}"
         )
-    if record.state_type in ("RUNNING", "PENDING"):
+    if record.state_type in ("RUNNING", "PENDING") and held(record):
         raise CLIError(
             f"flow run {record.id} is {record.state} (worker {record.worker}): it runs elsewhere; "
             "cancel it first, or wait until it is marked Crashed"
@@ -351,6 +352,8 @@ def resume(run: RunArg, store: StoreOpt = None) -> None:
     kept.store.clear_cancel(record.id)
     try:
         flow_run = execute(lambda: kept.resume(record.id))
+    except RunHeld as exc:  # another process took it over meanwhile
+        raise CLIError(str(exc)) from exc
     except (LookupError, ImportError, OSError) as exc:
         raise CLIError(
             f"cannot load the flow of run {record.id} ({record.flow_path}): {exc}"

@@ -27,9 +27,11 @@ from reflow import events
 from reflow.atoms.failure import Failure
 from reflow.atoms.persistence import RecordedAtom, RecordedRun, Try
 from reflow.atoms.retry import History
+from reflow.store import persistence as store_persistence
 from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord, RetryTryRecord
 from reflow.store.base import SQLStore
-from reflow.store.persistence import WORKER, StorePersistence, persistence
+from reflow.store.claims import take_over
+from reflow.store.persistence import StorePersistence, persistence
 from reflow.store.records import FlowRunRecord, StateRecord
 from reflow.store.results import Encoded
 from reflow.store.sql import StoreConflict, StoreError
@@ -79,6 +81,7 @@ class AtomsKeeper:
         self.store = kept.store
         self.codec = kept.codec
         self._runs: dict[str, _Run] = {}
+        self._loaded: dict[str, FlowRunRecord] = {}  # run id -> its record as load() read it
         kept.recorder.atom_writer = self._write
 
     # -- the engine's side ----------------------------------------------------------------------
@@ -100,7 +103,8 @@ class AtomsKeeper:
         now = time.time()
         record = FlowRunRecord(
             id=run_id, name=name, state="Running", state_type="RUNNING", created=now,
-            updated=now, parameters=dict(store), heartbeat=now, worker=WORKER,
+            updated=now, parameters=dict(store), heartbeat=now,
+            worker=store_persistence.WORKER,
         )  # fmt: skip
         atom_run = AtomRunRecord(
             run_id, list(atoms), sorted(retries), self._encode(dict(store), "its initial store"),
@@ -138,6 +142,8 @@ class AtomsKeeper:
             h.controller: [self._try(t) for t in h.tries]
             for h in self.store.retry_histories(run_id)
         }
+        if record.state not in ("Completed", "Failed"):
+            self._loaded[run_id] = record  # what resumed() takes over, if it is still so
         result = None
         if record.state == "Completed" and record.result is not None:
             result = self.codec.decode(record.result)
@@ -156,13 +162,15 @@ class AtomsKeeper:
         )
 
     def resumed(self, run_id: str) -> None:
-        record = self.store.flow_run(run_id)
+        record = self._loaded.pop(run_id, None) or self.store.flow_run(run_id)
         atom_run = self.store.atom_run(run_id)
         if record is None or atom_run is None:
             raise LookupError(f"no atoms run {run_id!r} in {self.store!r}")
+        take_over(self.kept, record, "Running", "atoms run")  # RunHeld: another process has it
         now = time.time()
         record.state, record.state_type, record.updated = "Running", "RUNNING", now
-        record.heartbeat, record.worker, record.error = now, WORKER, None
+        record.heartbeat, record.error = now, None
+        record.worker = store_persistence.WORKER
         run = self._runs[run_id] = _Run(record, atom_run)
         for row in self.store.atoms(run_id):
             run.atoms[row.name] = row

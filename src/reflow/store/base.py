@@ -419,6 +419,26 @@ class SQLStore(OperationsQueries, AtomQueries):
                 )
             return changed
 
+    def take_over(
+        self, expected: FlowRunRecord, state: str, state_type: str, worker: str, at: float
+    ) -> bool:
+        """Make `worker` the run's holder, in `state`, if its row is still as `expected` says
+        (state, worker, heartbeat, last update): one compare-and-set statement, so of two
+        processes taking over the same run, one wins and the other gets False."""
+        p = self.placeholder
+        with self._transaction() as cur:
+            cur.execute(
+                f"UPDATE reflow_flow_runs SET state = {p}, state_type = {p}, worker = {p}, "
+                f"heartbeat = {p}, updated = {p} WHERE id = {p} AND state = {p} AND "
+                f"COALESCE(worker, '') = {p} AND COALESCE(heartbeat, -1) = {p} AND updated = {p}",
+                (
+                    state, state_type, worker, at, at, expected.id, expected.state,
+                    expected.worker or "",
+                    -1 if expected.heartbeat is None else expected.heartbeat, expected.updated,
+                ),
+            )  # fmt: skip
+            return bool(cur.rowcount == 1)
+
     def claim(self, worker: str, at: float) -> FlowRunRecord | None:
         """Take the oldest queued (or crashed) run for `worker`, or None: one statement, so no
         two workers ever take the same run. Atoms runs are left alone: a flow worker cannot

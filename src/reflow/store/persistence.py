@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from reflow.flow.persistence import StoredCall
 from reflow.store.base import SQLStore
+from reflow.store.claims import take_over
 from reflow.store.postgres import PostgresStore
 from reflow.store.records import StateRecord
 from reflow.store.results import ResultCodec, load_or_create_key
@@ -122,6 +123,7 @@ class StorePersistence:
                 "resume it with its own flow, or with reflow.resume(run_id)"
             )
         args, kwargs = self.codec.decode(record.call)
+        take_over(self, record, "Pending", "flow run")  # RunHeld while another process runs it
         return flow._resume_stored(run_id, tuple(args), dict(kwargs), self, record.run_key)
 
     def _keep_alive(self, run_id: str) -> None:
@@ -352,6 +354,7 @@ def resume(run_id: str, store: Any = None) -> Any:
 
     Task calls that completed before return their stored results without running; the rest
     run. The flow is found by the path recorded with the run (its module must be importable).
+    A run that another live process is running is refused with `RunHeld` (nothing runs).
     """
     kept = persistence(True, store)
     assert kept is not None
