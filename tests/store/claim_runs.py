@@ -1,11 +1,13 @@
 """Runs that processes race to resume (test_claims.py): an atoms flow and a decorated flow of
 three steps, `before`, `gate` and `after`, kept in `$CLAIM_DB`.
 
-    python claim_runs.py atoms|flow start|resume RUN_ID
+    python claim_runs.py atoms|atoms-key|flow|flow-key start|resume RUN_ID_OR_KEY
 
-- start: runs the flow; its `gate` kills the process (SIGKILL, once the store has what it did)
-  the first time, so the run is left unfinished, its process dead.
-- resume: prints `ready`, waits for a line on stdin, then resumes the run; its `gate` prints
+- start: runs the flow (with `run_key=` for the -key kinds); its `gate` kills the process
+  (SIGKILL, once the store has what it did) the first time, so the run is left unfinished,
+  its process dead.
+- resume: prints `ready`, waits for a line on stdin, then resumes the run (calls the flow with
+  the same key, for the -key kinds); its `gate` prints
   `running` and waits for another line before it returns, so the run is held meanwhile.
 
 Every step appends `name pid` to `$CLAIM_SIDE`. The child prints its outcome last: `ok
@@ -74,22 +76,38 @@ def gated() -> list[str]:
     return [run_step(n) for n in ("before", "gate", "after")]
 
 
-def main(kind: str, action: str, run_id: str) -> None:
+def start(kind: str, handle: str, db: str) -> None:
+    if kind == "atoms":
+        atoms.run(atoms_flow(), runs=db, run_id=handle)
+    elif kind == "atoms-key":
+        atoms.run(atoms_flow(), runs=db, run_key=handle)
+    elif kind == "flow":
+        gated.run()
+    else:
+        gated(run_key=handle)
+
+
+def carry_on(kind: str, handle: str, db: str) -> Any:
+    if kind == "atoms":
+        return atoms.resume(handle, atoms_flow(), runs=db)
+    if kind == "atoms-key":
+        return atoms.run(atoms_flow(), runs=db, run_key=handle)
+    if kind == "flow":
+        return reflow.resume(handle, db).result()
+    return gated(run_key=handle)
+
+
+def main(kind: str, action: str, handle: str) -> None:
+    """`handle`: the run's id, or its key for the kinds that end in -key."""
     db = os.environ["CLAIM_DB"]
     if action == "start":
-        if kind == "atoms":
-            atoms.run(atoms_flow(), runs=db, run_id=run_id)
-        else:
-            gated.run()
+        start(kind, handle, db)
         return
     os.environ["CLAIM_WAITS"] = "1"
     print("ready", flush=True)
     sys.stdin.readline()
     try:
-        if kind == "atoms":
-            result: Any = sorted(atoms.resume(run_id, atoms_flow(), runs=db))
-        else:
-            result = sorted(reflow.resume(run_id, db).result())
+        result = sorted(carry_on(kind, handle, db))
     except RunHeld as exc:
         print(f"held {exc}", flush=True)
     except Exception as exc:

@@ -600,3 +600,84 @@ def test_large_values_of_an_atoms_run_go_to_files_beside_the_database(tmp_path: 
     assert json.loads(grow.result.data) == big + "!"
     assert result == {"seed": big, "value": big, "grown": big + "!"}
     assert resume("r1", flow, runs=kept) == result
+
+
+# --- run_key -----------------------------------------------------------------------------------
+
+
+def test_a_run_key_gives_the_earlier_runs_store_without_running_again(db: str) -> None:
+    log: Log = []
+
+    first = run(chain(log), store={"region": "eu"}, runs=db, run_key="nightly-2026-11-24")
+    again = run(chain(log), store={"region": "us"}, runs=db, run_key="nightly-2026-11-24")
+
+    assert again == first
+    assert again["region"] == "eu"  # the earlier run, as it was started
+    assert log == ["x:a", "x:b", "x:c", "x:d"]
+    with SQLiteStore(db) as store:
+        (record,) = store.flow_runs()
+    assert record.run_key == "nightly-2026-11-24"
+
+
+def test_a_run_key_of_a_failed_run_raises_its_failure_without_running_again(db: str) -> None:
+    log: Log = []
+    flow = LinearFlow("chain").add(step(log, "a", fails=lambda kwargs: True))
+    with pytest.raises(TimeoutError):
+        run(flow, runs=db, run_key="k")
+
+    with pytest.raises(RemoteFailure, match="a timed out"):
+        run(flow, runs=db, run_key="k")
+
+    assert log == ["x:a", "r:a"]
+
+
+def test_a_run_key_of_a_run_that_never_finished_resumes_it(db: str) -> None:
+    log: Log = []
+    with pytest.raises(KeyboardInterrupt):
+        run(chain(log, stops_at="c"), runs=db, run_key="k", run_id="r1")
+
+    result = run(chain(log), runs=db, run_key="k")
+
+    assert log == ["x:a", "x:b", "x:c", "x:d"]
+    assert result == run(chain([]))
+    with SQLiteStore(db) as store:
+        assert [r.id for r in store.flow_runs()] == ["r1"]
+
+
+def test_a_new_key_starts_a_new_run(db: str) -> None:
+    log: Log = []
+
+    run(chain(log), runs=db, run_key="monday")
+    run(chain(log), runs=db, run_key="tuesday")
+
+    assert log.count("x:a") == 2
+
+
+def test_a_run_key_needs_runs() -> None:
+    with pytest.raises(ValueError, match="run_key= names a kept run: give runs= too"):
+        run(chain([]), run_key="k")
+
+
+def test_a_run_key_must_be_a_non_empty_str(db: str) -> None:
+    with pytest.raises(TypeError, match="run_key is a non-empty str, got ''"):
+        run(chain([]), runs=db, run_key="")
+
+
+def test_a_flow_runs_key_is_not_taken_for_an_atoms_run(db: str) -> None:
+    @reflow.flow(store=db)
+    def pipeline() -> int:
+        return 1
+
+    pipeline(run_key="shared")
+
+    with pytest.raises(StoreError, match=r"'shared' .* is the key of flow run .* \(pipeline\)"):
+        run(chain([]), runs=db, run_key="shared")
+
+
+def test_a_run_key_on_postgres(postgres_url: str) -> None:
+    log: Log = []
+
+    first = run(chain(log), runs=postgres_url, run_key="k")
+
+    assert run(chain(log), runs=postgres_url, run_key="k") == first
+    assert log == ["x:a", "x:b", "x:c", "x:d"]

@@ -68,16 +68,18 @@ def child(kind: str, action: str, run_id: str) -> subprocess.Popen[str]:
     return process
 
 
-def killed_run(kind: str, db: str) -> str:
-    """A run whose process was SIGKILLed in its `gate` step: its id."""
-    first = child(kind, "start", "r1")
+def killed_run(kind: str, db: str) -> tuple[str, str]:
+    """A run whose process was SIGKILLed in its `gate` step: its id, and what names it to the
+    children (its id, or its key "k1")."""
+    handle = "k1" if kind.endswith("-key") else "r1"
+    first = child(kind, "start", handle)
     first.communicate(timeout=120)
     assert first.returncode == -signal.SIGKILL
     if kind == "atoms":
-        return "r1"
+        return "r1", "r1"
     with open_store(db) as store:
         (record,) = store.flow_runs(name="gated")
-    return record.id
+    return record.id, handle if kind != "flow" else record.id
 
 
 def tell(process: subprocess.Popen[str]) -> None:
@@ -97,10 +99,10 @@ def steps(side: Path) -> list[tuple[str, int]]:
     ]
 
 
-@pytest.mark.parametrize("kind", ["atoms", "flow"])
+@pytest.mark.parametrize("kind", ["atoms", "flow", "atoms-key", "flow-key"])
 def test_two_processes_resuming_a_run_at_once_run_it_once(kind: str, db: str, side: Path) -> None:
-    run_id = killed_run(kind, db)
-    racers = [child(kind, "resume", run_id) for _ in range(2)]
+    run_id, handle = killed_run(kind, db)
+    racers = [child(kind, "resume", handle) for _ in range(2)]
     assert [said(r) for r in racers] == ["ready", "ready"]
 
     for racer in racers:
@@ -126,8 +128,8 @@ def test_two_processes_resuming_a_run_at_once_run_it_once(kind: str, db: str, si
 def test_a_run_held_by_a_live_process_is_refused_until_that_process_dies(
     kind: str, db: str, side: Path
 ) -> None:
-    run_id = killed_run(kind, db)
-    holder = child(kind, "resume", run_id)
+    run_id, handle = killed_run(kind, db)
+    holder = child(kind, "resume", handle)
     assert said(holder) == "ready"
     tell(holder)
     assert said(holder) == "running"  # it holds the run, waiting in its gate

@@ -47,6 +47,7 @@ def run(
     *,
     runs: Any = None,
     run_id: str | None = None,
+    run_key: str | None = None,
 ) -> dict[str, Any]:
     """Run an atoms flow; return the store: the initial values and every value provided.
 
@@ -59,17 +60,45 @@ def run(
     `runs` keeps the run in a store, to be resumed (`reflow.atoms.resume`) if its process
     dies: True for the default store, a path or URL (`"runs.db"`, `"postgresql://..."`), or
     a `reflow.store` Store. `run_id` names the kept run (default: a new id).
+
+    `run_key` makes the run idempotent: a later `run` with the same key (in any process)
+    gives the earlier run as it ended, its store or its failure, instead of running again,
+    or resumes it (`resume`) when it never finished. The key is looked up first: the
+    earlier run keeps its own id and initial store.
     """
     initial = dict(store or {})
     nodes = compile_flow(flow, initial)
     chosen = InlineExecutor() if executor is None else check_executor(executor)
-    if run_id is not None and (runs is None or runs is False):
-        raise ValueError(
-            "run_id= names a kept run: give runs= too (runs=True keeps it in the default store)"
-        )
+    for option, value in (("run_id", run_id), ("run_key", run_key)):
+        if value is not None and (runs is None or runs is False):
+            raise ValueError(
+                f"{option}= names a kept run: give runs= too (runs=True keeps it in the "
+                "default store)"
+            )
+    if run_key is not None and (not isinstance(run_key, str) or not run_key):
+        raise TypeError(f"run_key is a non-empty str, got {run_key!r}")
     keeper = keeper_for(runs)
-    name = flow.name
-    return _Engine(nodes, initial, chosen, defer_reverts, name, run_id, keeper).run()
+    if run_key is not None and keeper is None:
+        raise ValueError(
+            "run_key= finds the earlier run in a store, and runs= gives none (REFLOW_STORE is "
+            "'memory'?): pass the store to keep runs in, runs='runs.db' for instance"
+        )
+    earlier = keeper.find(run_key) if keeper is not None and run_key is not None else None
+    if earlier is None:
+        engine = _Engine(nodes, initial, chosen, defer_reverts, flow.name, run_id, keeper)
+        earlier = engine.begin(run_key)
+        if earlier is None:
+            return engine.run()
+    return _earlier(earlier, flow, runs, executor)
+
+
+def _earlier(
+    run_id: str, flow: Pattern | Atom, runs: Any, executor: Executor | None
+) -> dict[str, Any]:
+    """The run made with a key before: as it ended, or resumed to its end."""
+    from reflow.atoms.restore import resume  # restore builds on this module
+
+    return resume(run_id, flow, runs=runs, executor=executor)
 
 
 class _Engine:
@@ -82,7 +111,6 @@ class _Engine:
         name: str,
         run_id: str | None = None,
         keeper: Keeper | None = None,
-        restoring: bool = False,
     ) -> None:
         self.nodes = nodes
         self.store = store
@@ -111,11 +139,22 @@ class _Engine:
         """Each node's current execution: new when it becomes Pending (again, after a retry)."""
         for node in nodes:
             node.atom._progress = self._progress
-        if restoring:
-            return  # reflow.atoms.resume sets the recorded states instead
+
+    def begin(self, run_key: str | None = None) -> str | None:
+        """Start a new run (`reflow.atoms.resume` sets recorded states instead): keep it, then
+        make every atom Pending. Returns the id of the run made with `run_key` when another
+        process began one first (nothing began here), else None."""
+        nodes, keeper = self.nodes, self.keeper
         if keeper is not None:
             retries = [n.name for n in nodes if n.is_retry]
-            keeper.begin(self.id, name, [n.name for n in nodes], retries, store, defer_reverts)
+            names = [n.name for n in nodes]
+            taken = keeper.begin(
+                self.id, self.name, names, retries, self.store, self.defer_reverts, run_key
+            )
+            if taken is not None:
+                for node in nodes:
+                    node.atom._progress = None
+                return taken
         try:
             for node in nodes:
                 self._set(node, "Pending")
@@ -125,6 +164,7 @@ class _Engine:
             if keeper is not None:
                 keeper.interrupted(self.id)
             raise
+        return None
 
     # -- the loop ---------------------------------------------------------------------------
 

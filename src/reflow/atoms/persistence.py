@@ -76,9 +76,16 @@ class Keeper(Protocol):
         retries: Collection[str],
         store: Mapping[str, Any],
         defer_reverts: bool,
-    ) -> None:
+        run_key: str | None = None,
+    ) -> str | None:
         """A new run starts: record it (before its atoms' first state), then record every
-        atom state change of it (from `reflow.events`, in batches)."""
+        atom state change of it (from `reflow.events`, in batches). Returns None; or, when
+        another process began a run with `run_key` first, that run's id (and records nothing).
+        """
+        ...
+
+    def find(self, run_key: str) -> str | None:
+        """The id of the atoms run made with `run_key`, if there is one."""
         ...
 
     def load(self, run_id: str) -> RecordedRun:

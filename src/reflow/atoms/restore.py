@@ -68,7 +68,7 @@ def resume(
     chosen = InlineExecutor() if executor is None else check_executor(executor)
     engine = _Engine(
         nodes, dict(recorded.store), chosen, recorded.defer_reverts, recorded.name, run_id,
-        keeper, restoring=True,
+        keeper,
     )  # fmt: skip
     keeper.resumed(run_id)
     try:

@@ -94,7 +94,8 @@ class AtomsKeeper:
         retries: Collection[str],
         store: Mapping[str, Any],
         defer_reverts: bool,
-    ) -> None:
+        run_key: str | None = None,
+    ) -> str | None:
         if self.store.flow_run(run_id) is not None:
             raise StoreConflict(
                 f"a run {run_id!r} is already in {self.store!r}: continue it with "
@@ -104,7 +105,7 @@ class AtomsKeeper:
         record = FlowRunRecord(
             id=run_id, name=name, state="Running", state_type="RUNNING", created=now,
             updated=now, parameters=dict(store), heartbeat=now,
-            worker=store_persistence.WORKER,
+            worker=store_persistence.WORKER, run_key=run_key,
         )  # fmt: skip
         atom_run = AtomRunRecord(
             run_id, list(atoms), sorted(retries), self._encode(dict(store), "its initial store"),
@@ -114,13 +115,32 @@ class AtomsKeeper:
         for position, atom in enumerate(atoms):
             kind = "retry" if atom in retries else "atom"
             run.atoms[atom] = AtomRecord(run_id, atom, position, kind, "Pending", "PENDING", now)
-        self.store.write_atoms(
-            flow_runs=[record],
-            states=[StateRecord(run_id, "atoms", "Running", "RUNNING", now)],
-            atom_runs=[atom_run],
-        )  # before its atoms' first events
+        try:
+            self.store.write_atoms(
+                flow_runs=[record],
+                states=[StateRecord(run_id, "atoms", "Running", "RUNNING", now)],
+                atom_runs=[atom_run],
+            )  # before its atoms' first events
+        except StoreConflict:
+            del self._runs[run_id]
+            taken = self.find(run_key) if run_key is not None else None
+            if taken is None:
+                raise
+            return taken  # another process began the keyed run first
         self.kept.recorder.track(run_id)
         self.kept._keep_alive(run_id)
+        return None
+
+    def find(self, run_key: str) -> str | None:
+        record = self.store.flow_run_by_key(run_key)
+        if record is None:
+            return None
+        if self.store.atom_run(record.id) is None:
+            raise StoreError(
+                f"run_key {run_key!r} in {self.store!r} is the key of flow run {record.id} "
+                f"({record.name}), not of an atoms run: give this run a key of its own"
+            )
+        return record.id
 
     def load(self, run_id: str) -> RecordedRun:
         record = self.store.flow_run(run_id)
