@@ -681,3 +681,26 @@ def test_a_run_key_on_postgres(postgres_url: str) -> None:
 
     assert run(chain(log), runs=postgres_url, run_key="k") == first
     assert log == ["x:a", "x:b", "x:c", "x:d"]
+
+
+def test_a_key_another_process_took_meanwhile_gives_that_run(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between this process looking the key up (not there yet) and writing its run, another
+    process wrote a run with that key: the write is refused, and that run is used."""
+    from reflow.store.atoms import AtomsKeeper
+
+    log: Log = []
+    first = run(chain(log), runs=db, run_key="k")
+    looked_up = iter([None])
+    find = AtomsKeeper.find
+    monkeypatch.setattr(
+        AtomsKeeper, "find", lambda self, key: next(looked_up, None) or find(self, key)
+    )
+
+    assert run(chain(log), runs=db, run_key="k") == first
+
+    assert log == ["x:a", "x:b", "x:c", "x:d"]
+    with SQLiteStore(db) as store:
+        assert len(store.flow_runs()) == 1
+        assert store.atoms(store.flow_runs()[0].id)[0].state == "Completed"
