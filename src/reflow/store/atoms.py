@@ -28,9 +28,10 @@ from reflow.atoms.failure import Failure
 from reflow.atoms.persistence import RecordedAtom, RecordedRun, Try
 from reflow.atoms.retry import History
 from reflow.store import persistence as store_persistence
-from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord, RetryTryRecord
+from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
 from reflow.store.base import SQLStore
 from reflow.store.claims import take_over
+from reflow.store.histories import encode, failure_dict, history_record, tries_of
 from reflow.store.persistence import StorePersistence, persistence
 from reflow.store.records import FlowRunRecord, StateRecord
 from reflow.store.results import Encoded
@@ -158,9 +159,8 @@ class AtomsKeeper:
                 "not be stored (a value cloudpickle cannot pickle?)"
             )
         rows = self.store.atoms(run_id)
-        histories: dict[str, list[Try]] = {
-            h.controller: [self._try(t) for t in h.tries]
-            for h in self.store.retry_histories(run_id)
+        tries: dict[str, list[Try]] = {
+            h.controller: tries_of(self.codec, h) for h in self.store.retry_histories(run_id)
         }
         if record.state not in ("Completed", "Failed"):
             self._loaded[run_id] = record  # what resumed() takes over, if it is still so
@@ -176,7 +176,7 @@ class AtomsKeeper:
             store=dict(self.codec.decode(atom_run.store)),
             defer_reverts=atom_run.defer_reverts,
             records={row.name: self._recorded(row) for row in rows},
-            histories=histories,
+            histories=tries,
             result=result,
             errors=tuple(Failure.from_dict(e) for e in atom_run.errors),
         )
@@ -227,7 +227,7 @@ class AtomsKeeper:
         record.updated = now
         record.result = None if failed else self._encode(result, "its result")
         record.error = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
-        run.atom_run.errors = [Failure(e).to_dict() for e in errors]
+        run.atom_run.errors = [failure_dict(Failure(e)) for e in errors]
         try:
             self.store.write_atoms(
                 flow_runs=[record],
@@ -282,7 +282,7 @@ class AtomsKeeper:
         elif name == "Failed" and (event.previous is None or event.previous.name != "Reverting"):
             exc = state.exception
             failure = Failure(exc) if exc is not None else None
-            atom.failure = failure.to_dict() if failure is not None else None
+            atom.failure = failure_dict(failure) if failure is not None else None
             atom.result = None
             atom.order, run.ended = run.ended, run.ended + 1
         # a failed revert keeps the execution's outcome; its error is in the state's message
@@ -290,27 +290,10 @@ class AtomsKeeper:
     # -- encoding ---------------------------------------------------------------------------------
 
     def _encode(self, value: Any, what: str) -> Encoded | None:
-        try:
-            return self.codec.encode(value)
-        except Exception as exc:  # unpicklable: the run is recorded without it
-            logger.warning(
-                "reflow: %s cannot be stored (%s); the run is kept without it", what, exc
-            )
-            return None
+        return encode(self.codec, value, what)
 
     def _history(self, run_id: str, controller: str, history: History) -> RetryHistoryRecord:
-        tries = [
-            RetryTryRecord(
-                self._encode(value, f"a value of retry controller {controller}"),
-                {atom: failure.to_dict() for atom, failure in failures.items()},
-            )
-            for value, failures in history
-        ]
-        return RetryHistoryRecord(run_id, controller, tries)
-
-    def _try(self, t: RetryTryRecord) -> Try:
-        value = None if t.value is None else self.codec.decode(t.value)
-        return value, {atom: Failure.from_dict(f) for atom, f in t.failures.items()}
+        return history_record(self.codec, run_id, controller, history)
 
     def _recorded(self, row: AtomRecord) -> RecordedAtom:
         return RecordedAtom(
