@@ -13,6 +13,7 @@ from reflow.store.atom_queries import AtomQueries
 from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
 from reflow.store.files import PREFIX, ResultFiles
 from reflow.store.operations import OperationsQueries
+from reflow.store.pruning import Pruning
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded
 from reflow.store.sql import StoreConflict, StoreError
@@ -109,7 +110,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class SQLStore(OperationsQueries, AtomQueries):
+class SQLStore(OperationsQueries, AtomQueries, Pruning):
     """The queries, over a DB-API connection used by one thread at a time."""
 
     placeholder = "?"
