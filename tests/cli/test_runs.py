@@ -258,3 +258,49 @@ def test_show_gives_an_atoms_runs_atoms_and_controllers(runner: CliRunner, store
     assert rows == [["twice", "retry", "Completed"], ["call", "atom", "Completed"]]
     assert "try 1 (1): call: TimeoutError: slow" in out
     assert "try 2 (2): no failure" in out
+
+
+def test_prune_deletes_old_runs_and_the_files_nothing_names(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    from reflow import flow, task
+
+    store = str(tmp_path / "runs.db")
+    big = "z" * (1 << 20)  # past the 1 MiB kept in the database: a file
+
+    @task
+    def load(n: int) -> str:
+        if n < 0:
+            raise ValueError("negative")
+        return big + str(n)
+
+    @flow(store=store)
+    def export(n: int) -> str:
+        return load(n)
+
+    old, failed, recent = export.run(1), export.run(-1), export.run(2)
+    with SQLiteStore(store) as db, db._transaction() as cur:
+        cur.execute(
+            "UPDATE reflow_flow_runs SET updated = updated - 40 * 86400 WHERE id IN (?, ?)",
+            (old.id, failed.id),
+        )
+    files = sorted((tmp_path / "runs-results").rglob("*/*"))
+    assert len(files) == 2
+    args = ["runs", "prune", "--older-than", "30d", "--grace", "0", "--store", store]
+
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.startswith("would delete 2 run(s), 0 expired cache entries and 0 result")
+    only_failed = runner.invoke(app, [*args, "--state", "failed", "--json"])
+    assert json.loads(only_failed.stdout)["runs"] == [failed.id]
+    pruned = runner.invoke(app, args)
+
+    assert pruned.exit_code == 0, pruned.output
+    assert pruned.stdout.startswith("deleted 1 run(s), 0 expired cache entries and 1 result file")
+    assert "(1.0 MiB)" in pruned.stdout
+    with SQLiteStore(store) as db:
+        assert [r.id for r in db.flow_runs()] == [recent.id]
+    assert len(sorted((tmp_path / "runs-results").rglob("*/*"))) == 1
+    refused = runner.invoke(app, [*args, "--state", "Running"])
+    assert refused.exit_code == 2
+    assert "never deleted" in refused.output

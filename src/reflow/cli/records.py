@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from reflow.cli._common import UsageError
+
 RunArg = Annotated[
     str,
     typer.Argument(
@@ -64,3 +66,17 @@ def failure_text(failure: dict[str, Any] | None) -> str | None:
         return None
     kind = str(failure["type_names"][0]).removeprefix("builtins.")
     return f"{kind}: {failure['exception_str']}"
+
+
+def state_filter(state: str) -> tuple[str, str | None]:
+    """(state type to ask the store for, state name to keep) for `--state`."""
+    from reflow.states import STATE_TYPES, StateType
+
+    if state.upper() in StateType.__members__:
+        return state.upper(), None
+    names = {name.lower(): name for name in STATE_TYPES}
+    if state.lower() in names:
+        name = names[state.lower()]
+        return STATE_TYPES[name].name, name
+    known = ", ".join(sorted(STATE_TYPES))
+    raise UsageError(f"--state {state!r}: not a state; the states are {known}")

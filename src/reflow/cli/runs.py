@@ -1,5 +1,5 @@
-"""`reflow runs ls | show | logs | resume | cancel`: the runs kept in a store (`show` is in
-show.py)."""
+"""`reflow runs ls | show | logs | resume | cancel | prune`: the runs kept in a store (`show`
+is in show.py, `prune` in prune.py)."""
 
 from __future__ import annotations
 
@@ -24,30 +24,18 @@ from reflow.cli._common import (
     styled_state,
     when,
 )
-from reflow.cli.records import FINAL_TYPES, JsonOpt, RunArg, duration, flow_json
+from reflow.cli.prune import prune
+from reflow.cli.records import FINAL_TYPES, JsonOpt, RunArg, duration, flow_json, state_filter
 from reflow.cli.run import StoreOpt, execute, finish
 from reflow.cli.show import show
 
 app = typer.Typer(
     name="runs",
-    help="Look at the runs kept in the store, follow their logs, resume or cancel them.",
+    help="Look at the runs kept in the store, follow their logs, resume or cancel them, prune "
+    "old ones.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-
-
-def _state_filter(state: str) -> tuple[str, str | None]:
-    """(state type to ask the store for, state name to keep) for `--state`."""
-    from reflow.states import STATE_TYPES, StateType
-
-    if state.upper() in StateType.__members__:
-        return state.upper(), None
-    names = {name.lower(): name for name in STATE_TYPES}
-    if state.lower() in names:
-        name = names[state.lower()]
-        return STATE_TYPES[name].name, name
-    known = ", ".join(sorted(STATE_TYPES))
-    raise UsageError(f"--state {state!r}: not a state; the states are {known}")
 
 
 @handle_errors
@@ -78,7 +66,7 @@ def ls(
     reflow runs ls --json | jq '.[0].id'
     ```
     """
-    state_type, name = _state_filter(state) if state else (None, None)
+    state_type, name = state_filter(state) if state else (None, None)
     with reading_store(store) as db:
         asked = limit if name is None else max(limit * 20, 500)
         records = db.flow_runs(state_type=state_type, name=flow, limit=asked)
@@ -254,3 +242,4 @@ app.command("show")(show)
 app.command("logs")(logs)
 app.command("resume")(resume)
 app.command("cancel")(cancel)
+app.command("prune")(prune)

@@ -176,14 +176,15 @@ class Pruning:
             level = children
         return found
 
-    def cache_expire(self, now: float | None = None) -> int:
-        """Delete the task cache's entries that expired (before `now`); how many."""
+    def cache_expire(self, now: float | None = None, *, dry_run: bool = False) -> int:
+        """Delete the task cache's entries that expired (before `now`); how many (`dry_run`:
+        how many would be deleted)."""
+        where = f"FROM reflow_cache WHERE expires IS NOT NULL AND expires < {self.placeholder}"
+        at = (time.time() if now is None else now,)
+        if dry_run:
+            return int(self._query(f"SELECT COUNT(*) {where}", at)[0][0])
         with self._transaction() as cur:
-            cur.execute(
-                "DELETE FROM reflow_cache WHERE expires IS NOT NULL AND expires < "
-                f"{self.placeholder}",
-                (time.time() if now is None else now,),
-            )
+            cur.execute(f"DELETE {where}", at)
             return int(cur.rowcount)
 
     def referenced_files(self) -> set[str]:
