@@ -704,3 +704,27 @@ def test_a_key_another_process_took_meanwhile_gives_that_run(
     with SQLiteStore(db) as store:
         assert len(store.flow_runs()) == 1
         assert store.atoms(store.flow_runs()[0].id)[0].state == "Completed"
+
+
+def test_a_write_of_its_atoms_that_failed_is_raised_when_the_run_ends(
+    db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    log: Log = []
+    kept = SQLiteStore(db)
+    write_atoms = SQLiteStore.write_atoms
+
+    def disk_full(self: SQLiteStore, **records: Any) -> None:
+        if records.get("atom_rows"):
+            raise sqlite3.OperationalError("database or disk is full")
+        write_atoms(self, **records)
+
+    monkeypatch.setattr(SQLiteStore, "write_atoms", disk_full)
+
+    with (
+        caplog.at_level(logging.ERROR, "reflow"),
+        pytest.raises(StoreError, match=r"atoms run r1 \(chain\) ended Completed, but writing"),
+    ):
+        run(chain(log), runs=kept, run_id="r1")
+
+    assert log == ["x:a", "x:b", "x:c", "x:d"]
+    assert "database or disk is full" in caplog.text

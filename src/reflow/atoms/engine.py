@@ -7,8 +7,9 @@ controller decides. Reverts run newest completion first, each given its atom's a
 `result` and `flow_failures`.
 
 A run given `runs=` is kept in a store through a `Keeper` (`reflow.atoms.persistence`): the
-engine tells it when the run begins and ends, and every atom state change reaches it as an
-event; `resume` (in `reflow.atoms.resume`) rebuilds an engine from what was recorded.
+engine tells it when the run begins and ends, and hands it every atom state change (after
+the `reflow.events` subscribers had it); `resume` (in `reflow.atoms.resume`) rebuilds an
+engine from what was recorded.
 """
 
 from __future__ import annotations
@@ -421,13 +422,17 @@ class _Engine:
             self.run_ids[node] = new_id()
         previous = self.states.get(node)
         self.states[node] = state
+        keeper = self.keeper
+        # a kept run's controller: its history as of this change, for the store
+        kept = self.histories[node]._copy() if keeper is not None and node.is_retry else None
         if events.subscribers:
-            run_id = self.run_ids[node]
-            # a kept run's controller: its history as of this change, for the store
-            kept = self.histories[node]._copy() if self.keeper and node.is_retry else None
             events.publish(
-                events.StateChange("atom", run_id, node.name, state, previous, self.id, kept)
+                events.StateChange(
+                    "atom", self.run_ids[node], node.name, state, previous, self.id, kept
+                )
             )
+        if keeper is not None:  # after the subscribers, as when the store was one of them
+            keeper.changed(self.id, node.name, state, previous, kept)
 
     def _progress(self, atom: Atom, progress: float, details: Mapping[str, Any] | None) -> None:
         if events.subscribers:

@@ -9,7 +9,7 @@ result files as a flow run's do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -43,6 +43,11 @@ class AtomQueries:
     def _inline(self, encoded: Encoded | None) -> Encoded | None:  # pragma: no cover
         raise NotImplementedError
 
+    def _insert_many(
+        self, cur: Any, statement: Callable[[str, int], str], rows: list[tuple[Any, ...]]
+    ) -> None:  # pragma: no cover
+        raise NotImplementedError
+
     def write_atoms(
         self,
         *,
@@ -51,14 +56,17 @@ class AtomQueries:
         atom_runs: Iterable[AtomRunRecord] = (),
         atoms: Iterable[AtomRecord] = (),
         histories: Iterable[RetryHistoryRecord] = (),
+        atom_rows: Iterable[tuple[Any, ...]] = (),
     ) -> None:
         """Save what an atoms run did in one transaction: runs and atoms are upserted, states
-        appended, and each history given replaces that controller's tries."""
+        appended, and each history given replaces that controller's tries. `atom_rows` are
+        atoms already as rows (`atom_sql.ATOM_COLUMNS`, one per atom), the writer's path."""
         p = self.placeholder
         flows = [sql.flow_row(r) for r in flow_runs]
         changes = [sql.state_row(r) for r in states]
         runs = [atom_sql.atom_run_row(r) for r in atom_runs]
         rows = [atom_sql.atom_row(r) for r in atoms]
+        rows.extend(atom_rows)
         replaced = list(histories)
         tries = [
             atom_sql.try_row(h.run_id, h.controller, i, t)
@@ -78,7 +86,7 @@ class AtomQueries:
             if runs:
                 cur.executemany(atom_sql.upsert_atom_run(p), runs)
             if rows:
-                cur.executemany(atom_sql.upsert_atom(p), rows)
+                self._insert_many(cur, atom_sql.upsert_atom, rows)
             if replaced:
                 cur.executemany(
                     atom_sql.delete_tries(p), [(h.run_id, h.controller) for h in replaced]

@@ -1,12 +1,14 @@
 """Atoms runs kept in a store: `reflow.atoms.run(flow, runs=...)` and `reflow.atoms.resume`.
 
 `AtomsKeeper` is the store's side of the atoms layer's `Keeper` seam, one per store. A run's
-start and end are written at once, in the caller's thread; in between, every atom state change
-arrives as a `reflow.events` event on the store's `Recorder` (the writer thread the flow runs
-use), which hands each batch's atom events to `AtomsKeeper._write`: one upsert per atom
-touched per batch, and the new tries of each controller that changed, in one transaction. The
-run's end flushes that writer first, so the final state is committed last, before `run()`
-returns.
+start and end are written at once, in the caller's thread; in between, the engine hands every
+atom state change to `changed`, which queues it on the store's `Recorder` (the writer thread
+the flow runs use; not through the events bus, which an atoms run then leaves idle). The
+writer hands each batch's atom events to `AtomsKeeper._write`: one row per atom touched per
+batch (built by joining the JSON of its states, each made once as it arrived, and written many
+rows to a statement), and the new tries of each controller that changed, in one transaction.
+The run's end flushes that writer first, so the final state is committed last, before
+`run()` returns.
 
 Results are encoded with the store's `ResultCodec` (JSON, or HMAC-signed cloudpickle) and
 decoded, signatures checked, when a run is read back; failures are kept as text.
@@ -23,12 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reflow import events
 from reflow.atoms.failure import Failure
 from reflow.atoms.persistence import RecordedAtom, RecordedRun, Try
 from reflow.atoms.retry import History
+from reflow.secrets import redact_text
 from reflow.store import persistence as store_persistence
 from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
+from reflow.store.atom_sql import KeptAtom
 from reflow.store.base import SQLStore
 from reflow.store.claims import take_over
 from reflow.store.histories import encode, failure_dict, history_record, tries_of
@@ -69,7 +72,7 @@ class _Run:
 
     record: FlowRunRecord
     atom_run: AtomRunRecord
-    atoms: dict[str, AtomRecord] = field(default_factory=dict)
+    atoms: dict[str, KeptAtom] = field(default_factory=dict)
     ended: int = 0
     """How many executions of its atoms have ended (completed or failed) so far."""
 
@@ -84,6 +87,7 @@ class AtomsKeeper:
         self._runs: dict[str, _Run] = {}
         self._loaded: dict[str, FlowRunRecord] = {}  # run id -> its record as load() read it
         kept.recorder.atom_writer = self._write
+        self._enqueue = kept.recorder.enqueue_atom
 
     # -- the engine's side ----------------------------------------------------------------------
 
@@ -115,7 +119,7 @@ class AtomsKeeper:
         run = self._runs[run_id] = _Run(record, atom_run)
         for position, atom in enumerate(atoms):
             kind = "retry" if atom in retries else "atom"
-            run.atoms[atom] = AtomRecord(run_id, atom, position, kind, "Pending", "PENDING", now)
+            run.atoms[atom] = KeptAtom(run_id, atom, position, kind, updated=now)
         try:
             self.store.write_atoms(
                 flow_runs=[record],
@@ -128,7 +132,7 @@ class AtomsKeeper:
             if taken is None:
                 raise
             return taken  # another process began the keyed run first
-        self.kept.recorder.track(run_id)
+        self.kept.recorder.track(run_id, listen=False)  # its changes come through changed()
         self.kept._keep_alive(run_id)
         return None
 
@@ -193,21 +197,24 @@ class AtomsKeeper:
         record.worker = store_persistence.WORKER
         run = self._runs[run_id] = _Run(record, atom_run)
         for row in self.store.atoms(run_id):
-            run.atoms[row.name] = row
+            run.atoms[row.name] = KeptAtom.of(row)
         run.ended = 1 + max((row.order or 0 for row in run.atoms.values()), default=0)
         known = set(run.atoms)
         for position, atom in enumerate(atom_run.atoms):  # never recorded: no state reached us
             if atom not in known:
                 kind = "retry" if atom in atom_run.retries else "atom"
-                run.atoms[atom] = AtomRecord(
-                    run_id, atom, position, kind, "Pending", "PENDING", now
-                )
+                run.atoms[atom] = KeptAtom(run_id, atom, position, kind, updated=now)
         self.store.write_atoms(
             flow_runs=[record],
             states=[StateRecord(run_id, "atoms", "Running", "RUNNING", now, "resumed")],
         )
-        self.kept.recorder.track(run_id)
+        self.kept.recorder.track(run_id, listen=False)
         self.kept._keep_alive(run_id)
+
+    def changed(
+        self, run_id: str, atom: str, state: Any, previous: Any, history: History | None
+    ) -> None:
+        self._enqueue((run_id, atom, state, previous, history))
 
     def end(
         self,
@@ -236,53 +243,62 @@ class AtomsKeeper:
                 histories=[self._history(run_id, name, h) for name, h in histories.items()],
             )
         finally:
-            self._stop(run_id)
+            lost = self._stop(run_id)
+        if lost is not None:  # a batch of its atoms' changes was not written (it was logged)
+            raise StoreError(
+                f"atoms run {run_id} ({record.name}) ended {record.state}, but writing its "
+                f"records to {self.store!r} failed ({type(lost).__name__}: {lost}): the store "
+                "does not hold all of it, so it cannot be resumed from there"
+            ) from lost
 
     def interrupted(self, run_id: str) -> None:
         self.kept.recorder.flush()  # what it did is written; its state stays Running
         self._runs.pop(run_id, None)
         self._stop(run_id)
 
-    def _stop(self, run_id: str) -> None:
+    def _stop(self, run_id: str) -> BaseException | None:
+        """Stop keeping the run; the error of a write of it that failed, if one did."""
         self.kept._alive.discard(run_id)
-        self.kept.recorder.release(run_id)  # flushed first
+        return self.kept.recorder.release(run_id)  # flushed first
 
     # -- the writer thread's side ---------------------------------------------------------------
 
-    def _write(self, batch: list[events.StateChange]) -> None:
-        """One transaction for a batch of atom state changes: each touched atom's record as of
-        its last change, and the history of each controller that changed."""
-        touched: dict[tuple[str, str], AtomRecord] = {}
+    def _write(self, batch: list[tuple[Any, ...]]) -> None:
+        """One transaction for a batch of atom state changes (`changed`'s tuples): each
+        touched atom's row as of its last change, and the history of each controller that
+        changed."""
+        touched: dict[int, KeptAtom] = {}
         histories: dict[tuple[str, str], RetryHistoryRecord] = {}
-        for event in batch:
-            run = self._runs.get(event.parent_id or "")
-            atom = run.atoms.get(event.name) if run is not None else None
+        runs = self._runs
+        for run_id, name, state, previous, history in batch:
+            run = runs.get(run_id)
+            atom = run.atoms.get(name) if run is not None else None
             if run is None or atom is None:
                 continue
-            self._apply(run, atom, event)
-            touched[atom.run_id, atom.name] = atom
-            if isinstance(event.run, History):
-                key = (atom.run_id, atom.name)
-                histories[key] = self._history(atom.run_id, atom.name, event.run)
+            self._apply(run, atom, state, previous)
+            touched[id(atom)] = atom
+            if history is not None:  # a controller's history as of the change
+                histories[run_id, name] = self._history(run_id, name, history)
         if touched or histories:
-            self.store.write_atoms(atoms=list(touched.values()), histories=list(histories.values()))
+            self.store.write_atoms(
+                atom_rows=[a.row() for a in touched.values()], histories=list(histories.values())
+            )
 
-    def _apply(self, run: _Run, atom: AtomRecord, event: events.StateChange) -> None:
-        state = event.state
+    def _apply(self, run: _Run, atom: KeptAtom, state: Any, previous: Any) -> None:
         name = state.name
-        atom.state, atom.state_type, atom.updated = name, state.type.name, state.timestamp
-        atom.states.append(
-            StateRecord(atom.run_id, "atom", name, state.type.name, state.timestamp, state.message)
-        )
+        message = state.message
+        atom.add(name, state.type._name_, state.timestamp, redact_text(message) if message else "")
         if name == "Pending":  # a new execution: the last one's outcome is over
             atom.result, atom.failure, atom.order = None, None, None
         elif name == "Completed":
-            atom.result = self._encode(state.data, f"the result of atom {atom.name}")
+            try:
+                atom.result = self.codec.encode(state.data)
+            except Exception:  # unpicklable: logged, the run is kept without it
+                atom.result = self._encode(state.data, f"the result of atom {atom.name}")
             atom.order, run.ended = run.ended, run.ended + 1
-        elif name == "Failed" and (event.previous is None or event.previous.name != "Reverting"):
+        elif name == "Failed" and (previous is None or previous.name != "Reverting"):
             exc = state.exception
-            failure = Failure(exc) if exc is not None else None
-            atom.failure = failure_dict(failure) if failure is not None else None
+            atom.failure = failure_dict(Failure(exc)) if exc is not None else None
             atom.result = None
             atom.order, run.ended = run.ended, run.ended + 1
         # a failed revert keeps the execution's outcome; its error is in the state's message
