@@ -267,27 +267,31 @@ class AtomsKeeper:
         """One transaction for a batch of atom state changes (`changed`'s tuples): each
         touched atom's row as of its last change, and the history of each controller that
         changed."""
-        touched: dict[int, KeptAtom] = {}
+        touched: dict[str, dict[str, KeptAtom]] = {}  # run id -> its atoms touched, by name
         histories: dict[tuple[str, str], RetryHistoryRecord] = {}
         runs = self._runs
+        apply = self._apply
         for run_id, name, state, previous, history in batch:
             run = runs.get(run_id)
-            atom = run.atoms.get(name) if run is not None else None
-            if run is None or atom is None:
+            if run is None:
                 continue
-            self._apply(run, atom, state, previous)
-            touched[id(atom)] = atom
+            atom = run.atoms.get(name)
+            if atom is None:
+                continue
+            apply(run, atom, state, previous)
+            (touched.get(run_id) or touched.setdefault(run_id, {}))[name] = atom
             if history is not None:  # a controller's history as of the change
                 histories[run_id, name] = self._history(run_id, name, history)
         if touched or histories:
-            self.store.write_atoms(
-                atom_rows=[a.row() for a in touched.values()], histories=list(histories.values())
-            )
+            rows = [a.row() for atoms in touched.values() for a in atoms.values()]
+            self.store.write_atoms(atom_rows=rows, histories=list(histories.values()))
 
     def _apply(self, run: _Run, atom: KeptAtom, state: Any, previous: Any) -> None:
         name = state.name
         message = state.message
         atom.add(name, state.type._name_, state.timestamp, redact_text(message) if message else "")
+        if name == "Running":
+            return
         if name == "Pending":  # a new execution: the last one's outcome is over
             atom.result, atom.failure, atom.order = None, None, None
         elif name == "Completed":

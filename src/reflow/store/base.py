@@ -1,113 +1,23 @@
-"""`Store`: what the durability layer asks of a database, and the SQL implementation both
-backends share (they differ in how they connect, lock and spell a few types)."""
+"""`SQLStore`: the SQL implementation both backends share (they differ in how they connect,
+lock and spell a few types); `Store`, what the durability layer asks of a database, is in
+protocol.py."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from reflow.store import sql
 from reflow.store.atom_queries import AtomQueries
-from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
 from reflow.store.files import PREFIX, ResultFiles
 from reflow.store.operations import OperationsQueries
+from reflow.store.protocol import Store
 from reflow.store.pruning import Pruning
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded
 from reflow.store.sql import StoreConflict, StoreError
-
-
-class Store(Protocol):
-    """A place flow runs, task runs and state changes are kept across processes."""
-
-    def write(
-        self,
-        flow_runs: Iterable[FlowRunRecord] = (),
-        task_runs: Iterable[TaskRunRecord] = (),
-        states: Iterable[StateRecord] = (),
-        task_rows: Iterable[tuple[Any, ...]] = (),
-        logs: Iterable[LogRecord] = (),
-    ) -> None:
-        """Save the records in one transaction (runs are upserted by id, states and logs
-        appended); `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`)."""
-        ...
-
-    def flow_run(self, run_id: str) -> FlowRunRecord | None: ...
-
-    def flow_runs(
-        self, *, state_type: str | None = None, name: str | None = None, limit: int = 50
-    ) -> list[FlowRunRecord]:
-        """The newest runs first, optionally of one state type or flow name."""
-        ...
-
-    def flow_run_by_key(self, run_key: str) -> FlowRunRecord | None: ...
-
-    def task_runs(self, flow_run_id: str) -> list[TaskRunRecord]:
-        """A flow run's task runs, in the order they were created."""
-        ...
-
-    def completed_task_run(self, flow_run_id: str, key: str) -> TaskRunRecord | None:
-        """The call's run if it completed: what a resumed flow reuses instead of running."""
-        ...
-
-    def states(self, run_id: str) -> list[StateRecord]: ...
-
-    def logs(
-        self, flow_run_id: str, *, after: int = 0, limit: int | None = None
-    ) -> list[LogRecord]:
-        """A flow run's log records (its tasks' too) in order, those after `seq` `after`."""
-        ...
-
-    def cache_get(self, key: str) -> tuple[str, float, float | None, Encoded] | None:
-        """The task cache's entry for `key`: (task name, created, expires, value)."""
-        ...
-
-    def cache_put(
-        self, key: str, task_name: str, created: float, expires: float | None, value: Encoded
-    ) -> None:
-        """Keep a task result in the cache under `key`, replacing any entry there."""
-        ...
-
-    def cache_clear(self, task_name: str | None = None) -> int:
-        """Forget the cache entries (of one task, or all); returns how many were removed."""
-        ...
-
-    def heartbeat(self, run_ids: Iterable[str], at: float, worker: str) -> None:
-        """Say these runs are alive, run by `worker`, at time `at`."""
-        ...
-
-    def stale_runs(self, before: float) -> list[FlowRunRecord]:
-        """Runs not ended (nor paused) whose last heartbeat is older than `before`."""
-        ...
-
-    def write_atoms(
-        self,
-        *,
-        flow_runs: Iterable[FlowRunRecord] = (),
-        states: Iterable[StateRecord] = (),
-        atom_runs: Iterable[AtomRunRecord] = (),
-        atoms: Iterable[AtomRecord] = (),
-        histories: Iterable[RetryHistoryRecord] = (),
-    ) -> None:
-        """Save what an atoms run did in one transaction: runs and atoms are upserted, states
-        appended, and each history given replaces that controller's tries."""
-        ...
-
-    def atom_run(self, run_id: str) -> AtomRunRecord | None:
-        """An atoms run's own data; None when `run_id` is not an atoms run."""
-        ...
-
-    def atoms(self, run_id: str) -> list[AtomRecord]:
-        """An atoms run's atoms and controllers, in the flow's order."""
-        ...
-
-    def retry_histories(self, run_id: str) -> list[RetryHistoryRecord]:
-        """The history of each controller of an atoms run that has tried its scope."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class SQLStore(OperationsQueries, AtomQueries, Pruning):
@@ -215,7 +125,11 @@ class SQLStore(OperationsQueries, AtomQueries, Pruning):
         files = self.files
         assert files is not None
         limit = files.inline_limit
-        if not any(row[i + 1] is not None and len(row[i + 1]) > limit for i in at):
+        for i in at:  # a loop, not any(<generator>): this runs for every row written
+            blob = row[i + 1]
+            if blob is not None and len(blob) > limit:
+                break
+        else:
             return row
         changed = list(row)
         for i in at:
