@@ -15,6 +15,7 @@ from reflow.store.operations import OperationsQueries
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded
 from reflow.store.sql import StoreConflict, StoreError
+from reflow.store.views import ViewQueries
 
 
 class Store(Protocol):
@@ -108,7 +109,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class SQLStore(OperationsQueries):
+class SQLStore(OperationsQueries, ViewQueries):
     """The queries, over a DB-API connection used by one thread at a time."""
 
     placeholder = "?"
