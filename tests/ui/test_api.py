@@ -3,6 +3,7 @@ attempts, the graph, logs, resume and cancel, with secrets masked."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ def test_runs_are_listed_newest_first_filtered_and_paged(
     assert listed["total"] == 2
     assert [r["id"] for r in listed["runs"]] == [many, failed]
     assert [r["state"] for r in listed["runs"]] == ["Completed", "Failed"]
-    assert listed["runs"][1]["kind"] == "flow" and listed["runs"][1]["duration"] > 0
+    assert listed["runs"][1]["kind"] == "flow"
+    assert listed["runs"][1]["duration"] > 0
 
     assert [r["id"] for r in client.get("/api/runs?state=Failed").json()["runs"]] == [failed]
     assert [r["id"] for r in client.get("/api/runs?state=failed").json()["runs"]] == [failed]
@@ -54,12 +56,14 @@ def test_a_run_shows_its_parameters_masked_states_and_counts(
     assert detail["parameters"] == {
         "pages": 3, "gate": str(gate), "password": "**********", "api_key": "**********",
     }  # fmt: skip
-    assert "hunter2" not in answer.text and "sk-live-42" not in answer.text
+    assert "hunter2" not in answer.text
+    assert "sk-live-42" not in answer.text
     assert [s["name"] for s in detail["states"]] == ["Pending", "Running", "Failed"]
     counts = {c["state"]: c["count"] for c in detail["task_counts"]}
     assert counts == {"Completed": 2, "Failed": 1, "TriggerFailed": 1}
     assert detail["task_runs"] == 4
-    assert detail["resumable"] is True and detail["cancellable"] is False
+    assert detail["resumable"] is True
+    assert detail["cancellable"] is False
 
 
 def test_task_runs_carry_every_attempt_with_its_error_masked(
@@ -83,7 +87,8 @@ def test_task_runs_carry_every_attempt_with_its_error_masked(
     assert "s3cr3t-pw" not in json.dumps(page)
 
     one = client.get(f"/api/runs/{run_id}/tasks/{task['id']}").json()
-    assert one["key"] == "fetch-0[1]" and one["states"][2]["traceback"]
+    assert one["key"] == "fetch-0[1]"
+    assert one["states"][2]["traceback"]
     by_group = client.get(f"/api/runs/{run_id}/tasks", params={"group": "fetch-0[*]"}).json()
     assert [t["key"] for t in by_group["task_runs"]] == ["fetch-0[0]", "fetch-0[1]", "fetch-0[2]"]
     paged = client.get(f"/api/runs/{run_id}/tasks?limit=2&offset=2").json()
@@ -100,7 +105,8 @@ def test_the_graph_groups_a_large_map_into_one_node(any_store: str, client_of: A
     assert [(n["key"], n["count"], n["states"]) for n in graph["nodes"]] == [
         ("one-0[*]", 30, {"Completed": 30})
     ]
-    assert graph["edges"] == [] and graph["left_out"] == 0
+    assert graph["edges"] == []
+    assert graph["left_out"] == 0
 
 
 def test_logs_are_read_latest_first_by_task_and_masked(
@@ -118,7 +124,8 @@ def test_logs_are_read_latest_first_by_task_and_masked(
     last = logs["after"]
     assert client.get(f"/api/runs/{run_id}/logs?after={last}").json()["logs"] == []
     one = client.get(f"/api/runs/{run_id}/logs?limit=1").json()
-    assert len(one["logs"]) == 1 and one["before"] == one["logs"][0]["seq"]
+    assert len(one["logs"]) == 1
+    assert one["before"] == one["logs"][0]["seq"]
     older = client.get(f"/api/runs/{run_id}/logs?limit=1&before={one['before']}").json()
     assert older["logs"][0]["seq"] < one["before"]
     task_id = older["logs"][0]["task_run_id"]
@@ -151,7 +158,8 @@ def test_the_status_version_changes_when_the_run_does(
     assert answer.status_code == 202, answer.text
     assert client.app.state.dashboard.actions.wait(60)
     after = client.get(f"/api/runs/{run_id}/status").json()
-    assert after["state"] == "Completed" and after["version"] != before["version"]
+    assert after["state"] == "Completed"
+    assert after["version"] != before["version"]
 
 
 def test_resume_runs_the_cli_resume_and_completes_the_run(
@@ -162,13 +170,15 @@ def test_resume_runs_the_cli_resume_and_completes_the_run(
     gate.write_text("")  # the service is back
 
     started = client.post(f"/api/runs/{run_id}/resume", headers=_csrf(client)).json()
-    assert started["outcome"] == "started" and started["pid"] > 0
+    assert started["outcome"] == "started"
+    assert started["pid"] > 0
     assert client.app.state.dashboard.actions.wait(60)
     resumption = client.app.state.dashboard.actions.resumption(run_id)
     assert resumption.returncode == 0, list(resumption.tail)
 
     detail = client.get(f"/api/runs/{run_id}").json()
-    assert detail["run"]["state"] == "Completed" and detail["result"] == 3
+    assert detail["run"]["state"] == "Completed"
+    assert detail["result"] == 3
     tasks = client.get(f"/api/runs/{run_id}/tasks").json()["task_runs"]
     assert {t["key"]: t["state"] for t in tasks}["fetch-0[1]"] == "Completed"
 
@@ -218,8 +228,11 @@ def test_schedules_show_their_next_fire_times(any_store: str, client_of: Any) ->
     client = client_of(any_store)
 
     (nightly,) = client.get("/api/schedules").json()
-    assert nightly["name"] == "nightly" and nightly["served"] is False
+    assert nightly["name"] == "nightly"
+    assert nightly["served"] is False
     assert nightly["parameters"] == {"n": 2, "db_password": "**********"}
     fires = nightly["next_runs"]
-    assert len(fires) == 5 and fires == sorted(fires) and fires[0] > now
-    assert all(round(b - a) == 86400 for a, b in zip(fires, fires[1:], strict=False))
+    assert len(fires) == 5
+    assert fires == sorted(fires)
+    assert fires[0] > now
+    assert all(round(b - a) == 86400 for a, b in itertools.pairwise(fires))

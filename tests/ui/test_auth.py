@@ -68,7 +68,9 @@ def test_opening_a_page_with_the_token_sets_a_cookie_and_drops_it_from_the_addre
     assert first.status_code == 303
     assert first.headers["location"] == "/schedules?x=1"
     cookie = first.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and TOKEN not in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert TOKEN not in cookie
     assert client.get("/schedules").status_code == 200  # the cookie now
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/?token=wrong-token-0000000000").status_code == 401
@@ -99,7 +101,8 @@ def test_a_post_needs_the_csrf_token_and_a_matching_origin(
     client = client_of(sqlite_store)
     csrf = client.get("/api/csrf").json()["csrf_token"]
     bare = client.post("/api/runs/nope/cancel")
-    assert bare.status_code == 403 and "CSRF token" in bare.json()["detail"]
+    assert bare.status_code == 403
+    assert "CSRF token" in bare.json()["detail"]
     wrong = client.post("/api/runs/nope/cancel", headers={"x-reflow-csrf": "0" * 64})
     assert wrong.status_code == 403
     ok = client.post("/api/runs/nope/cancel", headers={"x-reflow-csrf": csrf})
@@ -109,7 +112,8 @@ def test_a_post_needs_the_csrf_token_and_a_matching_origin(
     foreign = client.post(
         "/api/runs/nope/cancel", headers={"x-reflow-csrf": csrf, "origin": "https://evil.example"}
     )
-    assert foreign.status_code == 403 and "evil.example" in foreign.json()["detail"]
+    assert foreign.status_code == 403
+    assert "evil.example" in foreign.json()["detail"]
     same = client.post("/api/runs/nope/cancel", headers={"x-reflow-csrf": csrf, "origin": BASE})
     assert same.status_code == 404
 

@@ -36,7 +36,8 @@ def test_the_others_are_refused_saying_why(
 ) -> None:
     with pytest.raises(Refused) as refused:
         check_resumable(record, atoms=atoms)
-    assert says in str(refused.value) and refused.value.usage is usage
+    assert says in str(refused.value)
+    assert refused.value.usage is usage
 
 
 def test_a_running_run_whose_heartbeat_went_stale_may_be_resumed() -> None:

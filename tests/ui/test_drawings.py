@@ -72,17 +72,19 @@ def test_a_graph_groups_as_coarsely_as_its_size_needs() -> None:
     totals = [_summary("total-0", upstream=tuple(f.id for f in fetches))]
     grouped = graph.task_graph(fetches + totals)
     assert grouped.unit == "map"
-    (fetch, total) = grouped.groups
+    (fetch, _total) = grouped.groups
     assert (fetch.key, fetch.count, fetch.state_type) == ("fetch-0[*]", 500, "FAILED")
     assert fetch.describe() == "499 Completed, 1 Failed"
     assert grouped.edges == [("fetch-0[*]", "total-0", 500)]
 
     calls = [_summary(f"step-{i}", upstream=(f"step-{i - 1}",) if i else ()) for i in range(400)]
     chain = graph.task_graph(calls)
-    assert chain.unit == "task" and [g.key for g in chain.groups] == ["step-*"]
+    assert chain.unit == "task"
+    assert [g.key for g in chain.groups] == ["step-*"]
     assert chain.edges == []  # its own calls: no edge to draw
     svg = graph.render(grouped, lambda g: f"/x?group={g.key}")
-    assert svg.count('<g class="node') == 2 and "500 runs" in svg
+    assert svg.count('<g class="node') == 2
+    assert "500 runs" in svg
 
 
 def _state(name: str, kind: str, at: float, attempt: int = 0, error: str | None = None) -> Any:
@@ -128,8 +130,10 @@ def test_the_chart_has_a_row_per_run_and_a_legend() -> None:
         timeline.Row("<b>odd</b>", []),
     ]  # fmt: skip
     svg = timeline.render(rows)
-    assert svg.count('class="row-label"') == 2 and 'href="/t/1"' in svg
-    assert "&lt;b&gt;odd&lt;/b&gt;" in svg and "<b>" not in svg
+    assert svg.count('class="row-label"') == 2
+    assert 'href="/t/1"' in svg
+    assert "&lt;b&gt;odd&lt;/b&gt;" in svg
+    assert "<b>" not in svg
     for _, text in timeline.LEGEND:
         assert f">{text}</text>" in svg
     assert timeline.render([]) == ""

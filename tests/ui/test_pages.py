@@ -25,11 +25,13 @@ def test_the_runs_page_lists_runs_with_filters_and_polls_its_fragment(
     page = client.get("/")
     assert page.status_code == 200
     html = page.text
-    assert f'href="/runs/{run_id}"' in html and "Failed" in html
+    assert f'href="/runs/{run_id}"' in html
+    assert "Failed" in html
     assert '<option value="crawl"' in html
     assert 'data-poll="/fragments/runs' in html
     fragment = client.get("/fragments/runs?state=Completed").text
-    assert run_id not in fragment and "no runs matching these filters" in fragment
+    assert run_id not in fragment
+    assert "no runs matching these filters" in fragment
 
 
 def test_the_run_page_draws_the_graph_and_the_attempts_of_each_retry(
@@ -53,7 +55,8 @@ def test_the_run_page_draws_the_graph_and_the_attempts_of_each_retry(
     assert chart[0].count('class="wait"') == 2 + 1  # two retry waits, and the legend's
     assert "attempt 2: failed, retried after" in chart[0]
     assert 'class="mark fill-FAILED"' in chart[0]  # total-0: TriggerFailed, never ran
-    assert "attempt completed" in chart[0] and "wait before a retry" in chart[0]
+    assert "attempt completed" in chart[0]
+    assert "wait before a retry" in chart[0]
 
 
 def test_the_run_page_masks_secrets_everywhere(failed: tuple[Any, str, Path]) -> None:
@@ -66,7 +69,8 @@ def test_the_run_page_masks_secrets_everywhere(failed: tuple[Any, str, Path]) ->
     assert task is not None
     task_html = client.get(task[1]).text
     assert "Traceback (most recent call last)" in task_html
-    assert "postgresql://app:**********@db/app" in task_html and "s3cr3t-pw" not in task_html
+    assert "postgresql://app:**********@db/app" in task_html
+    assert "s3cr3t-pw" not in task_html
 
 
 def test_the_timeline_pages_and_filters_task_runs(sqlite_store: str, client_of: Any) -> None:
@@ -77,7 +81,8 @@ def test_the_timeline_pages_and_filters_task_runs(sqlite_store: str, client_of: 
     assert first.count('class="row-label"') == 1 + 50  # the flow run, then a page of tasks
     last = client.get(f"/runs/{run_id}?page=3").text
     assert last.count('class="row-label"') == 1 + 20
-    assert "one-0[119]" in last and "one-0[0]<" not in last
+    assert "one-0[119]" in last
+    assert "one-0[0]<" not in last
     assert ">one-0[*]</text>" in first  # a map of 120 is one node
     none = client.get(f"/runs/{run_id}?state=Failed").text
     assert "0 task runs" in none
@@ -136,8 +141,10 @@ def test_an_atoms_run_shows_its_atoms_and_controller_history(
     client = client_of(sqlite_store)
 
     html = client.get("/runs/deploy-7").text
-    assert "atoms run" in html and ">upload<" in html
-    assert "Retry controllers" in html and "abc123secret" not in html
+    assert "atoms run" in html
+    assert ">upload<" in html
+    assert "Retry controllers" in html
+    assert "abc123secret" not in html
     histories = client.get("/api/runs/deploy-7/retry-histories").json()
     assert [h["controller"] for h in histories] == ["again"]
     assert histories[0]["tries"][0]["failures"]["upload"] == (
@@ -147,7 +154,8 @@ def test_an_atoms_run_shows_its_atoms_and_controller_history(
     assert [(a["name"], a["state"]) for a in atoms] == [("again", "Completed"),
                                                          ("upload", "Completed")]  # fmt: skip
     detail = client.get("/api/runs/deploy-7").json()
-    assert detail["run"]["kind"] == "atoms" and detail["resumable"] is False
+    assert detail["run"]["kind"] == "atoms"
+    assert detail["resumable"] is False
 
 
 def test_the_schedules_and_api_pages(sqlite_store: str, client_of: Any) -> None:
