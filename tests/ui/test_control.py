@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -24,18 +25,20 @@ def test_runs_that_did_not_complete_may_be_resumed() -> None:
 @pytest.mark.parametrize(
     ("record", "atoms", "says", "usage"),
     [
-        (_run("Completed", "COMPLETED"), False, "Completed: there is nothing to resume", False),
-        (_run("Failed", "FAILED", parent_id="p9"), False, "resume its parent, p9", True),
-        (_run("Failed", "FAILED"), True, "reflow.atoms.resume('r1', flow, runs=...)", False),
-        (_run("Running", "RUNNING", heartbeat=time.time(), worker="box:42"), False,
+        (lambda: _run("Completed", "COMPLETED"), False, "Completed: there is nothing to resume",
+         False),
+        (lambda: _run("Failed", "FAILED", parent_id="p9"), False, "resume its parent, p9", True),
+        (lambda: _run("Failed", "FAILED"), True, "reflow.atoms.resume('r1', flow, runs=...)",
+         False),
+        (lambda: _run("Running", "RUNNING", heartbeat=time.time(), worker="box:42"), False,
          "is Running (worker box:42): it runs elsewhere", False),
     ],
 )  # fmt: skip
 def test_the_others_are_refused_saying_why(
-    record: FlowRunRecord, atoms: bool, says: str, usage: bool
+    record: Callable[[], FlowRunRecord], atoms: bool, says: str, usage: bool
 ) -> None:
     with pytest.raises(Refused) as refused:
-        check_resumable(record, atoms=atoms)
+        check_resumable(record(), atoms=atoms)
     assert says in str(refused.value)
     assert refused.value.usage is usage
 
