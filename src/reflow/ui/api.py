@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
-from reflow.ui import data, models
+from reflow.ui import atoms_view, data, models, schedules_view
 from reflow.ui.app import Dashboard
 from reflow.ui.graph import task_graph
 
@@ -158,7 +158,7 @@ def get_atoms(request: Request, run_id: RunId) -> list[models.AtomOut]:
     (empty for a flow run)."""
     store = dashboard(request).store
     record = data.get_run(store, run_id)
-    return data.atoms_out(store, record.id)
+    return atoms_view.atoms_out(store, record.id)
 
 
 @router.get(
@@ -171,7 +171,7 @@ def get_histories(request: Request, run_id: RunId) -> list[models.RetryHistoryOu
     """Each retry controller's tries: what it provided, and its atoms' failures."""
     store = dashboard(request).store
     record = data.get_run(store, run_id)
-    return data.histories_out(store, record.id)
+    return atoms_view.histories_out(store, record.id)
 
 
 @router.get("/flows", response_model=list[str], tags=["runs"], summary="Flow names")
@@ -185,7 +185,7 @@ def list_flows(request: Request) -> list[str]:
 )
 def list_schedules(request: Request) -> list[models.ScheduleOut]:
     """Every schedule with its next fire times and whether a server serves it now."""
-    return data.schedules_out(dashboard(request).store)
+    return schedules_view.schedules_out(dashboard(request).store)
 
 
 @router.get("/csrf", response_model=models.CsrfOut, tags=["actions"], summary="CSRF token")

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from reflow.store.control import Refused
 from reflow.store.records import FlowRunRecord, StateRecord
-from reflow.ui import data, graph, timeline
+from reflow.ui import atoms_view, data, graph, schedules_view, timeline
 from reflow.ui.app import Dashboard
 from reflow.ui.fmt import FINAL_TYPES
 from reflow.ui.masking import mask_text
@@ -128,7 +128,7 @@ def _run_context(
     }
     keys: dict[str, str] = {}
     if detail.run.kind == "atoms":
-        atoms = data.atoms_out(store, record.id)
+        atoms = atoms_view.atoms_out(store, record.id)
         chosen = [a for a in atoms if _state_matches(a.state, a.state_type, state)]
         shown = chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         for atom in shown:
@@ -141,7 +141,7 @@ def _run_context(
             label = f"{atom.name} (retry)" if atom.kind == "retry" else atom.name
             rows.append(timeline.Row(label, timeline.segments(history, until)))
         context.update(
-            atoms=shown, total=len(chosen), histories=data.histories_out(store, record.id)
+            atoms=shown, total=len(chosen), histories=atoms_view.histories_out(store, record.id)
         )
     else:
         summaries = store.task_run_summaries(record.id)
@@ -292,7 +292,9 @@ def task_page(request: Request, run_id: str, task_run_id: str) -> Any:
 
 @router.get("/schedules", response_class=HTMLResponse)
 def schedules_page(request: Request) -> Any:
-    return _html(request, "schedules.html", schedules=data.schedules_out(_board(request).store))
+    return _html(
+        request, "schedules.html", schedules=schedules_view.schedules_out(_board(request).store)
+    )
 
 
 @router.get("/api", response_class=HTMLResponse)
