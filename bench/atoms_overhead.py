@@ -354,8 +354,9 @@ def report(
         _timing.describe_cells(settings, f"{WARM_UP_N} atoms")
         + "; timed: building the flow + compile/load + run, to "
         "the returned dict; us/atom = run time / n; vs reflow = us/atom / reflow's in the same "
-        "mode (serial, parallel, or serial kept in SQLite); build = the part spent building the flow; threads = "
-        "threads the atoms ran on; peak RSS = the subprocess's ru_maxrss, setup = after imports",
+        "mode (serial, parallel, or serial kept in SQLite); build = the part spent building the "
+        "flow; threads = threads the atoms ran on; peak RSS = the subprocess's ru_maxrss, "
+        "setup = after imports",
     ]
     for workload in workloads:
         rows = []

@@ -150,7 +150,8 @@ def resume(run: RunArg, store: StoreOpt = None) -> None:
     reflow runs resume last --store postgresql://db/reflow
     ```
     """
-    from reflow.store.claims import RunHeld, held
+    from reflow.store.claims import RunHeld
+    from reflow.store.control import LIVE, Refused, check_resumable
     from reflow.store.persistence import mark_crashed, persistence
 
     url = store_url(store)
@@ -159,22 +160,13 @@ def resume(run: RunArg, store: StoreOpt = None) -> None:
     kept = persistence(True, url)
     assert kept is not None
     record = resolve_run(kept.store, run)
-    if record.state_type in ("RUNNING", "PENDING"):
+    if record.state_type in LIVE:
         mark_crashed(url)  # its process may have died: then it is Crashed, and resumable
         record = kept.store.flow_run(record.id) or record
-    if record.state_type == "COMPLETED":
-        raise CLIError(
-            f"flow run {record.id} ({record.name}) Completed: there is nothing to resume"
-        )
-    if record.parent_id is not None:
-        raise UsageError(
-            f"flow run {record.id} is a subflow run: resume its parent, {record.parent_id}"
-        )
-    if record.state_type in ("RUNNING", "PENDING") and held(record):
-        raise CLIError(
-            f"flow run {record.id} is {record.state} (worker {record.worker}): it runs elsewhere; "
-            "cancel it first, or wait until it is marked Crashed"
-        )
+    try:  # the checks the dashboard's resume button makes too
+        check_resumable(record, atoms=kept.store.atom_run(record.id) is not None)
+    except Refused as exc:
+        raise (UsageError if exc.usage else CLIError)(str(exc)) from None
     kept.store.clear_cancel(record.id)
     try:
         flow_run = execute(lambda: kept.resume(record.id))
@@ -209,22 +201,19 @@ def cancel(
     reflow runs cancel last --wait
     ```
     """
+    from reflow.store.control import Refused
+    from reflow.store.control import cancel as cancel_run
     from reflow.store.persistence import WORKER
 
     with reading_store(store) as db:
         record = resolve_run(db, run)
-        outcome = db.request_cancel(record.id, time.time(), f"reflow runs cancel ({WORKER})")
-        if outcome == "ended":
-            raise CLIError(f"flow run {record.id} already ended {record.state}: nothing to cancel")
-        if outcome == "missing":
-            raise CLIError(f"no flow run {record.id} in {db!r}")
-        if outcome == "cancelled":
-            typer.echo(f"flow run {record.id} ({record.name}) was {record.state}: now Cancelled")
+        try:  # what the dashboard's cancel button calls too
+            done = cancel_run(db, record, f"reflow runs cancel ({WORKER})")
+        except Refused as exc:
+            raise CLIError(str(exc)) from None
+        typer.echo(done.message)
+        if done.outcome == "cancelled":
             return
-        typer.echo(
-            f"flow run {record.id} ({record.name}) is {record.state}: asked its process "
-            f"({record.worker or 'unknown'}) to cancel it"
-        )
         if not wait:
             return
         deadline = time.monotonic() + timeout

@@ -18,9 +18,10 @@ from reflow.store.pruning import Pruning
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded
 from reflow.store.sql import StoreConflict, StoreError
+from reflow.store.views import ViewQueries
 
 
-class SQLStore(OperationsQueries, AtomQueries, Pruning):
+class SQLStore(OperationsQueries, AtomQueries, Pruning, ViewQueries):
     """The queries, over a DB-API connection used by one thread at a time."""
 
     placeholder = "?"

@@ -58,11 +58,12 @@ def take_over(kept: Any, record: FlowRunRecord, state: str, kind: str) -> None:
     raise _refusal(current, kind, now, stale_after, first=True)
 
 
-def held(record: FlowRunRecord) -> bool:
-    """Whether a live process holds the run, as far as this process can tell."""
+def held(record: FlowRunRecord, now: float | None = None) -> bool:
+    """Whether a live process holds the run, as far as this process can tell (at `now`)."""
     from reflow.store import persistence
 
-    return _held(record, time.time(), 3 * persistence.heartbeat_seconds())
+    at = time.time() if now is None else now
+    return _held(record, at, 3 * persistence.heartbeat_seconds())
 
 
 def _held(record: FlowRunRecord, now: float, stale_after: float) -> bool:
