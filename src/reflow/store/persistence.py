@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from reflow.flow.persistence import StoredCall
 from reflow.store.base import SQLStore
+from reflow.store.claims import take_over
 from reflow.store.postgres import PostgresStore
 from reflow.store.records import StateRecord
 from reflow.store.results import ResultCodec, load_or_create_key
@@ -47,6 +48,7 @@ class StorePersistence:
         self.recorder = Recorder(store, codec)
         self._completed: dict[str, dict[str, Any]] = {}
         self._paused: dict[str, set[str]] = {}  # flow run id -> keys of calls left Paused
+        self._tries: dict[str, dict[str, list[Any]]] = {}  # resumed run -> recorded histories
         self._alive: set[str] = set()  # root runs of this process that are running
         self._runs: dict[str, Any] = {}  # every running run of this process (cancel requests)
         self._beating: threading.Thread | None = None
@@ -100,6 +102,20 @@ class StorePersistence:
         result = self.codec.decode(record.result) if record.result is not None else None
         return record.id, record.state, result, record.error
 
+    def keep_tries(self, flow_run_id: str, controller: str, tries: list[Any]) -> None:
+        from reflow.store.histories import history_record
+
+        record = history_record(self.codec, flow_run_id, controller, tries)
+        try:
+            self.store.write_atoms(histories=[record])
+        except Exception as exc:  # never silent: logged, and the run's end raises StoreError
+            logger.exception("reflow: writing the retry history of flow run %s failed", flow_run_id)
+            self.recorder.errors.append(exc)
+            self.recorder._failed.setdefault(self.recorder.root_of(flow_run_id) or flow_run_id, exc)
+
+    def tries(self, flow_run_id: str, controller: str) -> list[Any]:
+        return self._tries.pop(flow_run_id, {}).get(controller, [])
+
     def resume(self, run_id: str, flow: Any = None) -> Any:
         record = self.store.flow_run(run_id)
         if record is None:
@@ -122,7 +138,16 @@ class StorePersistence:
                 "resume it with its own flow, or with reflow.resume(run_id)"
             )
         args, kwargs = self.codec.decode(record.call)
+        take_over(self, record, "Pending", "flow run")  # RunHeld while another process runs it
+        if getattr(flow, "retry", None) is not None and record.state_type != "FAILED":
+            self._tries[run_id] = self._recorded_tries(run_id)  # a failed run's start afresh
         return flow._resume_stored(run_id, tuple(args), dict(kwargs), self, record.run_key)
+
+    def _recorded_tries(self, run_id: str) -> dict[str, list[Any]]:
+        """The run's controllers' histories, as tries, by controller name."""
+        from reflow.store.histories import tries_of
+
+        return {h.controller: tries_of(self.codec, h) for h in self.store.retry_histories(run_id)}
 
     def _keep_alive(self, run_id: str) -> None:
         """Beat for this run until it ends, so other processes can tell it is not dead."""
@@ -352,6 +377,7 @@ def resume(run_id: str, store: Any = None) -> Any:
 
     Task calls that completed before return their stored results without running; the rest
     run. The flow is found by the path recorded with the run (its module must be importable).
+    A run that another live process is running is refused with `RunHeld` (nothing runs).
     """
     kept = persistence(True, store)
     assert kept is not None

@@ -54,15 +54,17 @@ class Recorder:
         self.errors: list[BaseException] = []
         """Writes that failed (each also logged): the runs they held are not in the store."""
         self._failed: dict[str, BaseException] = {}  # root run id -> its first failed write
-        self.atom_writer: Callable[[list[events.StateChange]], None] | None = None
-        """Writes a batch's atom state changes (of the atoms runs it tracks); set by
-        `reflow.store.atoms`. Without it, atom events are not recorded."""
+        self._atoms: deque[tuple[Any, ...]] = deque()  # kept atoms runs' changes
+        self.atom_writer: Callable[[list[tuple[Any, ...]]], None] | None = None
+        """Writes a batch's atom state changes (`enqueue_atom`'s); set by
+        `reflow.store.atoms`."""
 
-    def track(self, flow_run_id: str, root_id: str | None = None) -> None:
-        """Record this flow run from now on (its task runs and subflows with it)."""
+    def track(self, flow_run_id: str, root_id: str | None = None, *, listen: bool = True) -> None:
+        """Record this flow run from now on (its task runs and subflows with it). `listen=False`:
+        its changes are handed over (`enqueue_atom`: an atoms run's), not heard from events."""
         with self._lock:
             self._tracked.setdefault(flow_run_id, root_id or flow_run_id)
-            if self._subscription is None:
+            if listen and self._subscription is None:
                 self._subscription = events.subscribe(self._on_event)
                 runlog.add_sink(self._on_log)
             if self._writer is None:
@@ -70,6 +72,13 @@ class Recorder:
                     target=self._write_loop, name="reflow-store-writer", daemon=True
                 )
                 self._writer.start()
+
+    def enqueue_atom(self, change: tuple[Any, ...]) -> None:
+        """Write this atom state change with the next batch, through `atom_writer`: an atoms
+        run's keeper hands its changes over as plain tuples, not through the events bus."""
+        self._atoms.append(change)
+        if not self._wake.is_set():
+            self._wake.set()
 
     def tracks(self, run_id: str) -> bool:
         return run_id in self._tracked
@@ -98,8 +107,8 @@ class Recorder:
     def _on_event(self, event: events.Event) -> None:
         if type(event) is not events.StateChange:
             return
-        if event.run_kind == "atom" and self.atom_writer is None:
-            return
+        if event.run_kind == "atom":
+            return  # an atoms run's keeper hands its changes over (enqueue_atom)
         tracked = self._tracked
         if event.run_id not in tracked and event.parent_id not in tracked:
             return
@@ -109,8 +118,7 @@ class Recorder:
         state = event.state
         # A result is encoded as the run completes, in the run's thread: what is stored is the
         # value as it was returned, not as later code may have changed it.
-        completed = state.type is _COMPLETED and event.run_kind != "atom"
-        encoded = self._encode(state.data) if completed else None
+        encoded = self._encode(state.data) if state.type is _COMPLETED else None
         self._pending.append((event, encoded))
         if not self._wake.is_set():
             self._wake.set()
@@ -154,7 +162,7 @@ class Recorder:
                 )
 
     def _write_loop(self) -> None:
-        pending = self._pending
+        pending, atom_changes = self._pending, self._atoms
         while True:
             self._wake.wait()
             self._urgent.wait(self.commit_interval)  # gather, unless a flush is waiting
@@ -169,11 +177,14 @@ class Recorder:
                 (
                     waiters if kind is threading.Event else logs if kind is LogRecord else batch
                 ).append(item)
-            if batch or logs:
+            atoms = []  # after the waiters: what was handed over before a flush is in
+            while atom_changes:
+                atoms.append(atom_changes.popleft())
+            if batch or logs or atoms:
                 try:
-                    self._write(batch, logs)
+                    self._write(batch, logs, atoms)
                 except Exception as exc:  # never silent: logged, kept, and told at the end
-                    self._record_failure(batch, logs, exc)
+                    self._record_failure(batch + atoms, logs, exc)
             for waiter in waiters:
                 waiter.set()
 
@@ -184,7 +195,10 @@ class Recorder:
             len(batch), len(logs),
         )  # fmt: skip
         tracked = self._tracked
-        ids = [(e.run_id, e.parent_id or "") for e, _ in batch]
+        ids = [  # (event, encoded) pairs, and atom changes (their atoms run's id first)
+            (item[0].run_id, item[0].parent_id or "") if len(item) == 2 else (item[0], "")
+            for item in batch
+        ]
         ids += [(r.flow_run_id, "") for r in logs]
         for run_id, parent_id in ids:
             root = tracked.get(run_id) or tracked.get(parent_id)
@@ -192,17 +206,18 @@ class Recorder:
                 self._failed.setdefault(root, exc)
 
     def _write(
-        self, batch: list[tuple[events.StateChange, Encoded | None]], logs: list[LogRecord]
+        self,
+        batch: list[tuple[events.StateChange, Encoded | None]],
+        logs: list[LogRecord],
+        atoms: list[tuple[Any, ...]] | None = None,
     ) -> None:
         """One transaction: each run's record as of its last change in the batch; a flow
-        run's changes as rows of their own, a task run's inside its record; the logs."""
-        if self.atom_writer is not None:  # atoms runs' changes go to their own writer
-            atoms = [e for e, _ in batch if e.run_kind == "atom"]
-            if atoms:
-                self.atom_writer(atoms)
-                batch = [(e, x) for e, x in batch if e.run_kind != "atom"]
-                if not batch and not logs:
-                    return
+        run's changes as rows of their own, a task run's inside its record; the logs. Atoms
+        runs' changes go to their own writer, in a transaction of their own."""
+        if atoms and self.atom_writer is not None:
+            self.atom_writer(atoms)
+        if not batch and not logs:
+            return
         states = [_flow_state(e) for e, _ in batch if e.run_kind == "flow"]
         last = {e.run_id: (e, encoded) for e, encoded in batch}  # one record per run
         flows = []
