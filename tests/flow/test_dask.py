@@ -399,6 +399,9 @@ def test_bad_arguments_are_refused_when_made() -> None:
         DaskExecutor(8786)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="client_kwargs"):
         DaskExecutor(client_kwargs=[("timeout", 1)])  # type: ignore[arg-type]
+    for bad in (-1, 1.5, True, "64k"):
+        with pytest.raises(ValueError, match=r"reference_bytes=\.\.\.\) takes a size in bytes"):
+            DaskExecutor(reference_bytes=bad)  # type: ignore[arg-type]
 
 
 def test_without_dask_installed_starting_says_what_to_install(
