@@ -12,6 +12,13 @@ from reflow.store.files import INLINE_LIMIT, ResultFiles
 from reflow.store.results import reflow_home
 from reflow.store.sql import StoreError
 
+_FIX = (
+    "Flows keep their runs in the default store, $REFLOW_HOME/reflow.db (.reflow/ in the "
+    "working directory when REFLOW_HOME is unset): set REFLOW_HOME to a writable folder, give "
+    "the flow store= a writable path, or keep runs in memory with @flow(persist=False) or "
+    "REFLOW_STORE=memory"
+)
+
 
 class SQLiteStore(SQLStore):
     """A store in one SQLite file (default: `$REFLOW_HOME/reflow.db`), in WAL mode so readers
@@ -40,13 +47,14 @@ class SQLiteStore(SQLStore):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"the folder of the store {self.path} cannot be made: {exc}") from exc
+            raise StoreError(
+                f"the folder of the store {self.path} cannot be made ({exc}). {_FIX}"
+            ) from exc
         for place in (self.path, self.path.parent):
             if place.exists() and not os.access(place, os.W_OK):
                 raise StoreError(
                     f"{self.path} cannot be used as a reflow store: {place} is read-only (a "
-                    "read-only disk, or permissions). reflow writes every run it keeps: give it "
-                    "a writable place (REFLOW_HOME, store=), or REFLOW_STORE=memory"
+                    f"read-only disk, or permissions). {_FIX}"
                 )
         folder = Path(results_dir) if results_dir is not None else None
         self.files = ResultFiles(

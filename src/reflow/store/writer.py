@@ -3,16 +3,18 @@
 It subscribes to `reflow.events`. A state change of a tracked flow run (or of its task runs
 and subflows) becomes a `StateRecord`, and the run's current record is upserted with it. A
 writer thread writes whatever has gathered in one transaction, then what gathered meanwhile
-(group commit): a busy flow pays one transaction per batch, not one per state, and a quiet one
-has each change written at once. `flush()` returns once everything published so far is
-written (a flow run's end is flushed before the flow returns).
+(group commit): a busy flow pays one transaction per batch, not one per state. `flush()`
+writes everything published so far in the caller's thread (a flow run's end is flushed before
+the flow returns), so a small flow pays one transaction and no thread hand-off.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -31,26 +33,43 @@ _COMPLETED = StateType.COMPLETED
 logger = logging.getLogger("reflow.store")
 
 
+class _Begun:
+    """A run that began: its first record and the states it had before it was tracked."""
+
+    __slots__ = ("record", "states")
+
+    def __init__(self, record: FlowRunRecord, states: list[StateRecord]) -> None:
+        self.record = record
+        self.states = states
+
+
 class Recorder:
     """Keeps the runs it tracks in a store; one per store, shared by every flow run."""
 
     commit_interval = 0.05
-    """Seconds the writer gathers changes before a commit (unless a flush wants them at once):
-    a busy flow pays one transaction per interval, and a process killed meanwhile loses at
-    most this much (its tasks run again on resume)."""
+    """Seconds the writer gathers changes before a commit: a busy flow pays one transaction
+    per interval, and a process killed meanwhile loses at most this much (its tasks run again
+    on resume)."""
+
+    idle_exit = 5.0
+    """Seconds the writer thread waits for work once no run is tracked before it ends (the
+    next tracked run starts another): a loop of small flows keeps one thread."""
 
     def __init__(self, store: Store, codec: ResultCodec) -> None:
         self.store = store
         self.codec = codec
         self._tracked: dict[str, str] = {}  # run id -> the id of the root run it belongs to
-        # Publishers append (event, encoded result) or a flush's threading.Event; the writer
-        # pops. deque.append and popleft are atomic: publishing takes no lock.
+        # Publishers append (event, encoded result), a LogRecord or a _Begun; the drainer pops.
+        # deque.append and popleft are atomic: publishing takes no lock.
         self._pending: deque[Any] = deque()
         self._wake = threading.Event()  # something is pending
-        self._urgent = threading.Event()  # a flush waits: write now
         self._lock = threading.Lock()  # guards _tracked's changes and the writer's start
+        self._draining = threading.Lock()  # one drainer at a time: batches commit in order
         self._writer: threading.Thread | None = None
         self._subscription: events.Subscription | None = None
+        self._log_sink = self._on_log  # one bound method, so remove_sink finds it again
+        self._pid = os.getpid()  # a forked child's copy writes nothing (see `disown`)
+        self._closed = False
         self.errors: list[BaseException] = []
         """Writes that failed (each also logged): the runs they held are not in the store."""
         self._failed: dict[str, BaseException] = {}  # root run id -> its first failed write
@@ -64,7 +83,7 @@ class Recorder:
             self._tracked.setdefault(flow_run_id, root_id or flow_run_id)
             if self._subscription is None:
                 self._subscription = events.subscribe(self._on_event)
-                runlog.add_sink(self._on_log)
+                runlog.add_sink(self._log_sink)
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._write_loop, name="reflow-store-writer", daemon=True
@@ -77,6 +96,13 @@ class Recorder:
     def root_of(self, run_id: str) -> str | None:
         return self._tracked.get(run_id)
 
+    def begin(self, record: FlowRunRecord, states: list[StateRecord]) -> None:
+        """A tracked run's first record (and its states from before it was tracked): written
+        with the next batch, before that batch's changes."""
+        self._pending.append(_Begun(record, states))
+        if not self._wake.is_set():
+            self._wake.set()
+
     def release(self, root_id: str) -> BaseException | None:
         """Stop recording a root run and its subflows (after a final flush); with nothing
         left to record, stop listening to events. Returns the error of a write of the run
@@ -88,7 +114,7 @@ class Recorder:
             if not self._tracked and self._subscription is not None:
                 self._subscription.unsubscribe()
                 self._subscription = None
-                runlog.remove_sink(self._on_log)
+                runlog.remove_sink(self._log_sink)
             return self._failed.pop(root_id, None)
 
     def failure_of(self, root_id: str) -> BaseException | None:
@@ -139,73 +165,104 @@ class Recorder:
             self._wake.set()
 
     def flush(self) -> None:
-        """Wait until everything published so far is written (or its write failed)."""
-        if self._writer is None:
-            return  # never tracked a run: nothing was published to it
-        done = threading.Event()
-        self._pending.append(done)
-        self._urgent.set()
-        self._wake.set()
-        while not done.wait(1.0):
-            writer = self._writer
-            if writer is None or not writer.is_alive():
-                raise RuntimeError(
-                    f"the writer of {self.store!r} has stopped: nothing more is written"
-                )
+        """Write everything published so far (or record why its write failed), here, in the
+        caller's thread: no hand-off to the writer, which may be writing an earlier batch."""
+        if self._pid != os.getpid():
+            return  # a forked child's copy: what it holds is the parent's to write
+        with self._draining:
+            self._drain()
+
+    def close(self) -> None:
+        """Write what is pending and write nothing more (at exit, before the store closes):
+        a run still going in a daemon thread then is not written, and a warning says so."""
+        if self._pid != os.getpid():
+            return
+        with self._draining:
+            self._drain()
+            self._closed = True
+
+    def disown(self) -> None:
+        """In a forked child: stop listening, and never write (the parent does)."""
+        self._pid = -1
+        if self._subscription is not None:
+            self._subscription.unsubscribe()
+            runlog.remove_sink(self._log_sink)
+        self._tracked.clear()
+        self._pending.clear()
 
     def _write_loop(self) -> None:
-        pending = self._pending
         while True:
-            self._wake.wait()
-            self._urgent.wait(self.commit_interval)  # gather, unless a flush is waiting
+            if not self._wake.wait(self.idle_exit):
+                with self._lock:
+                    if not self._tracked and not self._pending:
+                        self._writer = None  # the next tracked run starts another
+                        return
+                continue
+            time.sleep(self.commit_interval)  # gather (a flush writes at once, itself)
             self._wake.clear()
-            self._urgent.clear()
-            batch: list[Any] = []
-            waiters: list[threading.Event] = []
-            logs: list[LogRecord] = []
-            while pending:
-                item = pending.popleft()
-                kind = type(item)
-                (
-                    waiters if kind is threading.Event else logs if kind is LogRecord else batch
-                ).append(item)
-            if batch or logs:
-                try:
-                    self._write(batch, logs)
-                except Exception as exc:  # never silent: logged, kept, and told at the end
-                    self._record_failure(batch, logs, exc)
-            for waiter in waiters:
-                waiter.set()
+            with self._draining:
+                self._drain()
 
-    def _record_failure(self, batch: list[Any], logs: list[LogRecord], exc: BaseException) -> None:
+    def _drain(self) -> None:
+        """Write what is pending, as one transaction (the caller holds `_draining`)."""
+        pending = self._pending
+        batch: list[Any] = []
+        logs: list[LogRecord] = []
+        begun: list[_Begun] = []
+        while pending:
+            item = pending.popleft()
+            kind = type(item)
+            (batch if kind is tuple else logs if kind is LogRecord else begun).append(item)
+        if not (batch or logs or begun):
+            return
+        if self._closed:
+            logger.warning(
+                "reflow: %d state change(s) of a run still going at exit are not written to "
+                "%r (it was closed)", len(batch) + len(begun), self.store,
+            )  # fmt: skip
+            return
+        try:
+            self._write(batch, logs, begun)
+        except Exception as exc:  # never silent: logged, kept, and told at the end
+            self._record_failure(batch, logs, begun, exc)
+
+    def _record_failure(
+        self, batch: list[Any], logs: list[LogRecord], begun: list[_Begun], exc: BaseException
+    ) -> None:
         self.errors.append(exc)
         logger.exception(
             "reflow: writing %d state change(s) and %d log record(s) to the store failed",
-            len(batch), len(logs),
+            len(batch) + len(begun), len(logs),
         )  # fmt: skip
         tracked = self._tracked
         ids = [(e.run_id, e.parent_id or "") for e, _ in batch]
         ids += [(r.flow_run_id, "") for r in logs]
+        ids += [(b.record.id, b.record.parent_id or "") for b in begun]
         for run_id, parent_id in ids:
             root = tracked.get(run_id) or tracked.get(parent_id)
             if root is not None:
                 self._failed.setdefault(root, exc)
 
     def _write(
-        self, batch: list[tuple[events.StateChange, Encoded | None]], logs: list[LogRecord]
+        self,
+        batch: list[tuple[events.StateChange, Encoded | None]],
+        logs: list[LogRecord],
+        begun: list[_Begun],
     ) -> None:
-        """One transaction: each run's record as of its last change in the batch; a flow
-        run's changes as rows of their own, a task run's inside its record; the logs."""
+        """One transaction: the runs that began (first: a run's row comes before its task
+        runs' and its subflows'), then each run's record as of its last change in the batch;
+        a flow run's changes as rows of their own, a task run's inside its record; the logs."""
         if self.atom_writer is not None:  # atoms runs' changes go to their own writer
             atoms = [e for e, _ in batch if e.run_kind == "atom"]
             if atoms:
                 self.atom_writer(atoms)
                 batch = [(e, x) for e, x in batch if e.run_kind != "atom"]
-                if not batch and not logs:
+                if not batch and not logs and not begun:
                     return
-        states = [_flow_state(e) for e, _ in batch if e.run_kind == "flow"]
+        states = [s for b in begun for s in b.states]
+        states += [_flow_state(e) for e, _ in batch if e.run_kind == "flow"]
         last = {e.run_id: (e, encoded) for e, encoded in batch}  # one record per run
-        flows = []
+        flows = [b.record for b in begun]
         tasks: dict[tuple[str, str], tuple[Any, ...]] = {}  # one row per call: its last run
         for e, encoded in last.values():
             if e.run_kind == "flow":
