@@ -44,7 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
             "reflow's folder: the default store `reflow.db`, the signing key, `secrets.toml`"),
     Setting("store", "REFLOW_STORE", None, "store URL",
             "where runs are kept: `sqlite:///path`, a file path, `postgresql://...`, or `memory`; "
-            "unset: `$REFLOW_HOME/reflow.db` (flows keep runs when they ask, the CLI always)"),
+            "unset: `$REFLOW_HOME/reflow.db` (every flow without `store=` or `persist=False`)"),
     Setting("log_level", "REFLOW_LOG_LEVEL", "INFO", "level",
             "the level of the console log handler (`reflow.logging.configure()`, the CLI): "
             "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
