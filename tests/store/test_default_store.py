@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from reflow import flow, task
 from reflow.executors import ProcessExecutor
 from reflow.store import SQLiteStore, StoreError
 from reflow.store.persistence import persistence
+from reflow.store.writer import Recorder
 
 from . import default_flow
 
@@ -342,3 +344,66 @@ def test_a_read_only_working_directory_is_an_error_naming_the_fixes(
         assert pipeline.with_options(persist=False)(1) == [0]  # the fix works
         inside.setenv("REFLOW_STORE", "memory")
         assert pipeline(1) == [0]
+
+
+def _wait_for(check: Callable[[], object]) -> None:
+    """Poll `check` until it is true (the writer commits on its own time): at most BOUND s."""
+    deadline = time.monotonic() + BOUND
+    while not check():
+        assert time.monotonic() < deadline, "the store never showed it"
+        time.sleep(0.02)
+
+
+def test_a_running_flows_store_shows_its_running_and_waiting_task_runs(home: Path) -> None:
+    release = threading.Event()
+
+    @task
+    def slow() -> int:
+        release.wait(BOUND)
+        return 1
+
+    @task
+    def after(x: int) -> int:
+        return x + 1
+
+    @flow
+    def waiting() -> int:
+        return after.submit(slow.submit()).result()
+
+    done: list[reflow.FlowRun] = []
+    runner = threading.Thread(target=lambda: done.append(waiting.run()))
+    runner.start()
+    try:
+        with SQLiteStore(home / "reflow.db") as store:
+
+            def shown() -> dict[str, str]:
+                runs = store.flow_runs(name="waiting")
+                return {t.key: t.state for t in store.task_runs(runs[0].id)} if runs else {}
+
+            _wait_for(lambda: shown() == {"slow-0": "Running", "after-0": "Pending"})
+    finally:
+        release.set()
+        runner.join(BOUND)
+
+    (flow_run,) = done
+    with SQLiteStore(home / "reflow.db") as store:
+        states = {t.key: t.state for t in store.task_runs(flow_run.id)}
+    assert states == {"slow-0": "Completed", "after-0": "Completed"}
+
+
+def test_the_writer_thread_ends_when_idle_and_the_next_run_starts_another(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Recorder, "idle_exit", 0.05)
+    first = pipeline.run(1)
+    kept = persistence(None, None)
+    assert kept is not None
+    _wait_for(lambda: kept.recorder._writer is None)
+
+    second = pipeline.run(2)
+
+    with SQLiteStore(home / "reflow.db") as store:
+        for flow_run in (first, second):
+            record = store.flow_run(flow_run.id)
+            assert record is not None
+            assert record.state == "Completed"

@@ -31,7 +31,7 @@ from reflow.store.records import StateRecord
 from reflow.store.results import ResultCodec, load_or_create_key, reflow_home
 from reflow.store.sql import StoreError
 from reflow.store.sqlite import SQLiteStore
-from reflow.store.writer import Recorder
+from reflow.store.writer import Begun, Recorder
 
 if TYPE_CHECKING:
     from reflow.store.cache import StoreCache
@@ -63,16 +63,15 @@ class StorePersistence:
         """The task cache kept in this store (made when tasks first use it)."""
 
     def begin(self, flow_run: Any) -> None:
-        record = self.recorder.flow_record(flow_run, flow_run.state)
-        record.flow_path = flow_path(flow_run.flow)
-        record.heartbeat, record.worker = time.time(), WORKER
         parent = flow_run.parent_id
         if parent is None:
             self._keep_alive(flow_run.id)
-        try:
-            record.call = self.codec.encode(flow_run.call)
+        args, kwargs = flow_run.call
+        try:  # JSON when the arguments are (a list, unlike a tuple, comes back as it went)
+            call: Any = self.codec.encode([list(args), kwargs])
         except Exception:
-            record.call = None  # recorded, but it cannot be resumed in another process
+            call = None  # recorded, but it cannot be resumed in another process
+        path, now = flow_path(flow_run.flow), time.time()
         before = [] if self.recorder.tracks(flow_run.id) else list(flow_run.states)
         states = [
             StateRecord(flow_run.id, "flow", s.name, s.type.name, s.timestamp, s.message, s.attempt)
@@ -86,9 +85,11 @@ class StorePersistence:
         # keeps a second process from running it too. A run from the store is looked up.
         reopened = flow_run.id in self._reopened
         self._reopened.discard(flow_run.id)
+        begun = Begun(flow_run, flow_run.state, path, call, now, WORKER, states)
         if not reopened and flow_run.attempts == 0 and flow_run.run_key is None:
-            self.recorder.begin(record, states)
+            self.recorder.begin(begun)
             return
+        record = self.recorder.begun_record(begun)
         self.recorder.flush()  # what was published before goes first
         self.store.write(flow_runs=[record], states=states)
         stored = self.store.task_runs(flow_run.id)

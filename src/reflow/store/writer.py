@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from reflow import events
@@ -33,14 +34,19 @@ _COMPLETED = StateType.COMPLETED
 logger = logging.getLogger("reflow.store")
 
 
-class _Begun:
-    """A run that began: its first record and the states it had before it was tracked."""
+@dataclass(slots=True)
+class Begun:
+    """A run that began: what its first record holds besides its state (written with the
+    next batch, or merged into the record of its last change in that batch)."""
 
-    __slots__ = ("record", "states")
-
-    def __init__(self, record: FlowRunRecord, states: list[StateRecord]) -> None:
-        self.record = record
-        self.states = states
+    run: Any
+    state: Any
+    flow_path: str
+    call: Encoded | None
+    heartbeat: float
+    worker: str
+    states: list[StateRecord]
+    """Its states from before it was tracked."""
 
 
 class Recorder:
@@ -51,6 +57,10 @@ class Recorder:
     per interval, and a process killed meanwhile loses at most this much (its tasks run again
     on resume)."""
 
+    hold_seconds = 1.0
+    """Seconds a task run's change that is not its end may wait to be written with a later
+    one (a flush writes it at once): how late a running flow's store can show it."""
+
     idle_exit = 5.0
     """Seconds the writer thread waits for work once no run is tracked before it ends (the
     next tracked run starts another): a loop of small flows keeps one thread."""
@@ -59,7 +69,7 @@ class Recorder:
         self.store = store
         self.codec = codec
         self._tracked: dict[str, str] = {}  # run id -> the id of the root run it belongs to
-        # Publishers append (event, encoded result), a LogRecord or a _Begun; the drainer pops.
+        # Publishers append (event, encoded result), a LogRecord or a Begun; the drainer pops.
         # deque.append and popleft are atomic: publishing takes no lock.
         self._pending: deque[Any] = deque()
         self._wake = threading.Event()  # something is pending
@@ -73,6 +83,8 @@ class Recorder:
         self.errors: list[BaseException] = []
         """Writes that failed (each also logged): the runs they held are not in the store."""
         self._failed: dict[str, BaseException] = {}  # root run id -> its first failed write
+        self._deferred: dict[str, tuple[events.StateChange, Encoded | None, float]] = {}
+        """Task runs whose last change (not an end) is held back: (event, result, since)."""
         self.atom_writer: Callable[[list[events.StateChange]], None] | None = None
         """Writes a batch's atom state changes (of the atoms runs it tracks); set by
         `reflow.store.atoms`. Without it, atom events are not recorded."""
@@ -96,10 +108,10 @@ class Recorder:
     def root_of(self, run_id: str) -> str | None:
         return self._tracked.get(run_id)
 
-    def begin(self, record: FlowRunRecord, states: list[StateRecord]) -> None:
+    def begin(self, begun: Begun) -> None:
         """A tracked run's first record (and its states from before it was tracked): written
-        with the next batch, before that batch's changes."""
-        self._pending.append(_Begun(record, states))
+        with the next batch."""
+        self._pending.append(begun)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -170,7 +182,7 @@ class Recorder:
         if self._pid != os.getpid():
             return  # a forked child's copy: what it holds is the parent's to write
         with self._draining:
-            self._drain()
+            self._drain(final=True)
 
     def close(self) -> None:
         """Write what is pending and write nothing more (at exit, before the store closes):
@@ -178,7 +190,7 @@ class Recorder:
         if self._pid != os.getpid():
             return
         with self._draining:
-            self._drain()
+            self._drain(final=True)
             self._closed = True
 
     def disown(self) -> None:
@@ -189,10 +201,16 @@ class Recorder:
             runlog.remove_sink(self._log_sink)
         self._tracked.clear()
         self._pending.clear()
+        self._deferred.clear()
 
     def _write_loop(self) -> None:
         while True:
-            if not self._wake.wait(self.idle_exit):
+            deferred = bool(self._deferred)  # they are written one interval later, at most
+            if not self._wake.wait(self.commit_interval if deferred else self.idle_exit):
+                if deferred:
+                    with self._draining:
+                        self._drain(final=False)
+                    continue
                 with self._lock:
                     if not self._tracked and not self._pending:
                         self._writer = None  # the next tracked run starts another
@@ -201,19 +219,20 @@ class Recorder:
             time.sleep(self.commit_interval)  # gather (a flush writes at once, itself)
             self._wake.clear()
             with self._draining:
-                self._drain()
+                self._drain(final=False)
 
-    def _drain(self) -> None:
-        """Write what is pending, as one transaction (the caller holds `_draining`)."""
+    def _drain(self, final: bool) -> None:
+        """Write what is pending, as one transaction (the caller holds `_draining`); unless
+        `final`, a task run not ended yet whose change is new waits for the next batch."""
         pending = self._pending
         batch: list[Any] = []
         logs: list[LogRecord] = []
-        begun: list[_Begun] = []
+        begun: list[Begun] = []
         while pending:
             item = pending.popleft()
             kind = type(item)
             (batch if kind is tuple else logs if kind is LogRecord else begun).append(item)
-        if not (batch or logs or begun):
+        if not (batch or logs or begun or self._deferred):
             return
         if self._closed:
             logger.warning(
@@ -222,12 +241,12 @@ class Recorder:
             )  # fmt: skip
             return
         try:
-            self._write(batch, logs, begun)
+            self._write(batch, logs, begun, final)
         except Exception as exc:  # never silent: logged, kept, and told at the end
             self._record_failure(batch, logs, begun, exc)
 
     def _record_failure(
-        self, batch: list[Any], logs: list[LogRecord], begun: list[_Begun], exc: BaseException
+        self, batch: list[Any], logs: list[LogRecord], begun: list[Begun], exc: BaseException
     ) -> None:
         self.errors.append(exc)
         logger.exception(
@@ -237,7 +256,7 @@ class Recorder:
         tracked = self._tracked
         ids = [(e.run_id, e.parent_id or "") for e, _ in batch]
         ids += [(r.flow_run_id, "") for r in logs]
-        ids += [(b.record.id, b.record.parent_id or "") for b in begun]
+        ids += [(b.run.id, b.run.parent_id or "") for b in begun]
         for run_id, parent_id in ids:
             root = tracked.get(run_id) or tracked.get(parent_id)
             if root is not None:
@@ -247,31 +266,63 @@ class Recorder:
         self,
         batch: list[tuple[events.StateChange, Encoded | None]],
         logs: list[LogRecord],
-        begun: list[_Begun],
+        begun: list[Begun],
+        final: bool = True,
     ) -> None:
-        """One transaction: the runs that began (first: a run's row comes before its task
-        runs' and its subflows'), then each run's record as of its last change in the batch;
-        a flow run's changes as rows of their own, a task run's inside its record; the logs."""
+        """One transaction: each run's record as of its last change in the batch (with what
+        it began with, for a run that began in it); a flow run's changes as rows of their own,
+        a task run's inside its record; the logs.
+
+        Unless `final`, a task run whose last change is not an end (Pending, Running, ...) is
+        held back, for `hold_seconds` at most: in a map most runs end by then, and their row is
+        written once, not once Pending and again Completed."""
         if self.atom_writer is not None:  # atoms runs' changes go to their own writer
             atoms = [e for e, _ in batch if e.run_kind == "atom"]
             if atoms:
                 self.atom_writer(atoms)
                 batch = [(e, x) for e, x in batch if e.run_kind != "atom"]
-                if not batch and not logs and not begun:
+                if not batch and not logs and not begun and not self._deferred:
                     return
         states = [s for b in begun for s in b.states]
         states += [_flow_state(e) for e, _ in batch if e.run_kind == "flow"]
-        last = {e.run_id: (e, encoded) for e, encoded in batch}  # one record per run
-        flows = [b.record for b in begun]
+        held, self._deferred = self._deferred, {}
+        since = {run_id: item[2] for run_id, item in held.items()}
+        last = {run_id: item[:2] for run_id, item in held.items()}  # older than the batch
+        last.update((e.run_id, (e, encoded)) for e, encoded in batch)  # one record per run
+        now = time.monotonic()
+        too_old = now - self.hold_seconds
+        flows = [self.begun_record(b) for b in begun if b.run.id not in last]
+        first = {b.run.id: b for b in begun if b.run.id in last}
         tasks: dict[tuple[str, str], tuple[Any, ...]] = {}  # one row per call: its last run
         for e, encoded in last.values():
             if e.run_kind == "flow":
-                flows.append(self.flow_record(e.run, e.state, encoded))
+                record = self.flow_record(e.run, e.state, encoded)
+                began = first.get(e.run_id)
+                if began is not None:  # one row, not a first row and its update
+                    record.flow_path, record.call = began.flow_path, began.call
+                    record.heartbeat, record.worker = began.heartbeat, began.worker
+                flows.append(record)
+            elif not final and not e.state.is_final() and since.get(e.run_id, now) > too_old:
+                self._deferred[e.run_id] = (e, encoded, since.get(e.run_id, now))
             else:
                 row = task_row(e.run, e.state, encoded)
                 tasks[row[1], row[2]] = row
         rows = list(tasks.values())
-        self.store.write(flow_runs=flows, task_rows=rows, states=states, logs=logs)
+        if not (flows or rows or states or logs):
+            return  # all held back
+        try:
+            self.store.write(flow_runs=flows, task_rows=rows, states=states, logs=logs)
+        except Exception:
+            for run_id, item in held.items():  # not written: the next batch tries them again
+                self._deferred.setdefault(run_id, item)
+            raise
+
+    def begun_record(self, begun: Begun) -> FlowRunRecord:
+        """The first record of a run that began."""
+        record = self.flow_record(begun.run, begun.state)
+        record.flow_path, record.call = begun.flow_path, begun.call
+        record.heartbeat, record.worker = begun.heartbeat, begun.worker
+        return record
 
     def flow_record(
         self, flow_run: Any, state: Any, encoded: Encoded | None = None
