@@ -165,6 +165,7 @@ class SQLStore(OperationsQueries):
             try:
                 yield cur
                 self._conn.commit()
+                self._committed()
             except BaseException as exc:
                 self._conn.rollback()
                 if any(c.__name__ == "IntegrityError" for c in type(exc).__mro__):
@@ -172,6 +173,9 @@ class SQLStore(OperationsQueries):
                 raise
             finally:
                 cur.close()
+
+    def _committed(self) -> None:
+        """A transaction committed (under the lock): the backend may have work to follow."""
 
     # -- the Store protocol -------------------------------------------------------------------
 
