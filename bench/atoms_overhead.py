@@ -23,7 +23,12 @@ The frameworks (labels as in the report):
   min(32, CPUs + 4));
 - TaskFlow serial / parallel: `taskflow.engines.run(flow, store, engine="serial")` /
   `engine="parallel"` (its default executor, a thread pool made per run), a
-  `taskflow.task.Task` subclass per atom, `linear_flow.Flow` / `unordered_flow.Flow`.
+  `taskflow.task.Task` subclass per atom, `linear_flow.Flow` / `unordered_flow.Flow`;
+- kept runs, serial: reflow with `runs=<a fresh SQLite file>` (every atom's states and result
+  kept by the store's writer, the run's end committed before `run` returns), and TaskFlow with
+  `backend=` its SQLAlchemy persistence backend on a fresh SQLite file (schema made by its
+  alembic migrations; `engines.run` makes a logbook and flow detail per run and saves every
+  atom's state and result as it goes).
 
 What is timed, for both libraries alike: building the flow (n atom objects added to a
 pattern), compiling/loading it (`engines.run` calls `engines.load`, which compiles the flow
@@ -47,7 +52,9 @@ flow at each step; at 1,000 a run took ~30 s serial and ~35 s parallel here); pe
 keep it comparable, and the smaller n flatters it.
 
 The targets: TaskFlow's time per atom at least 50 times reflow's, serial engine vs serial
-executor and parallel vs parallel, on both workloads.
+executor, parallel vs parallel and kept in SQLite vs kept in SQLite, on both workloads; and a
+kept reflow atom at most 3 times an in-memory one (the flows' durability target, borrowed).
+TaskFlow kept in SQLite runs n=100 (about 0.1 s per atom there: 10 s a run).
 """
 
 from __future__ import annotations
@@ -89,6 +96,9 @@ class Framework:
 
 TASKFLOW_FULL_N = {"linear": 500, "unordered": 1_000}
 TASKFLOW_QUICK_N = {"linear": 100, "unordered": 1_000}
+TASKFLOW_KEPT_FULL_N = {"linear": 100, "unordered": 100}  # ~0.1 s an atom: ~10 s a run
+TASKFLOW_KEPT_QUICK_N = {"linear": 50, "unordered": 50}
+KEPT_TARGET_RATIO = 3.0  # a kept atom at most 3x an in-memory one (the flows' durability target)
 FRAMEWORKS = [
     Framework("reflow-serial", "reflow.atoms.run, InlineExecutor (serial)", "reflow", "serial"),
     Framework(
@@ -109,6 +119,20 @@ FRAMEWORKS = [
         "parallel",
         TASKFLOW_FULL_N,
         TASKFLOW_QUICK_N,
+    ),
+    Framework(
+        "reflow-serial-sqlite",
+        "reflow.atoms.run, InlineExecutor, kept in SQLite (runs=)",
+        "reflow",
+        "serial-sqlite",
+    ),
+    Framework(
+        "taskflow-serial-sqlite",
+        "TaskFlow engines.run, engine='serial', SQLAlchemy/SQLite backend",
+        "taskflow",
+        "serial-sqlite",
+        TASKFLOW_KEPT_FULL_N,
+        TASKFLOW_KEPT_QUICK_N,
     ),
 ]
 BY_KEY = {f.key: f for f in FRAMEWORKS}
@@ -189,6 +213,15 @@ class Impl(_timing.Impl):
         return self.run(flow, None)
 
 
+def kept_in() -> str:
+    """A fresh folder for a cell's database (and REFLOW_HOME: reflow's signing key)."""
+    import os
+
+    home = tempfile.mkdtemp(prefix="reflow-bench-atoms-")
+    os.environ["REFLOW_HOME"] = home
+    return home
+
+
 class ReflowImpl(Impl):
     def __init__(self, mode: str) -> None:
         import reflow.atoms
@@ -201,12 +234,19 @@ class ReflowImpl(Impl):
         self.atoms, self.Inc = reflow.atoms, Inc
         self.LinearFlow, self.UnorderedFlow = reflow.atoms.LinearFlow, reflow.atoms.UnorderedFlow
         self.new_executor: Callable[[], Any] = (
-            InlineExecutor if mode == "serial" else ThreadExecutor
+            ThreadExecutor if mode == "parallel" else InlineExecutor
         )
+        self.runs: str | None = None
         self.note = f"a fresh {self.new_executor()!r} per run"
+        if mode == "serial-sqlite":
+            self.runs = f"{kept_in()}/runs.db"
+            self.note += (
+                "; runs=<a fresh SQLite file>: every run kept (each atom's states and result, "
+                "written by the store's writer; the run's end committed before run() returns)"
+            )
 
     def run(self, flow: Any, store: dict[str, Any] | None) -> dict[str, Any]:
-        return self.atoms.run(flow, store=store, executor=self.new_executor())
+        return self.atoms.run(flow, store=store, executor=self.new_executor(), runs=self.runs)
 
 
 class TaskFlowImpl(Impl):
@@ -222,11 +262,28 @@ class TaskFlowImpl(Impl):
         self.engines, self.Inc = taskflow.engines, Inc
         self.LinearFlow, self.UnorderedFlow = linear_flow.Flow, unordered_flow.Flow
         self.mode = mode
+        self.backend: Any = None
         if mode == "parallel":
             self.note = "its default executor, a thread pool made per run"
+        if mode == "serial-sqlite":
+            import contextlib
+
+            from taskflow.persistence import backends
+
+            self.mode = "serial"
+            path = f"{kept_in()}/taskflow.db"
+            self.backend = backends.fetch({"connection": f"sqlite:///{path}"})
+            with contextlib.closing(self.backend.get_connection()) as conn:
+                conn.upgrade()  # its schema, made by alembic
+            self.note = (
+                "backend=<its SQLAlchemy backend on a fresh SQLite file>: a logbook and flow "
+                "detail per run (engines.run's default), every atom's state and result saved"
+            )
 
     def run(self, flow: Any, store: dict[str, Any] | None) -> dict[str, Any]:
-        result: dict[str, Any] = self.engines.run(flow, store=store, engine=self.mode)
+        result: dict[str, Any] = self.engines.run(
+            flow, store=store, engine=self.mode, backend=self.backend
+        )
         return result
 
 
@@ -297,8 +354,9 @@ def report(
         _timing.describe_cells(settings, f"{WARM_UP_N} atoms")
         + "; timed: building the flow + compile/load + run, to "
         "the returned dict; us/atom = run time / n; vs reflow = us/atom / reflow's in the same "
-        "mode (serial or parallel); build = the part spent building the flow; threads = "
-        "threads the atoms ran on; peak RSS = the subprocess's ru_maxrss, setup = after imports",
+        "mode (serial, parallel, or serial kept in SQLite); build = the part spent building the "
+        "flow; threads = threads the atoms ran on; peak RSS = the subprocess's ru_maxrss, "
+        "setup = after imports",
     ]
     for workload in workloads:
         rows = []
@@ -317,13 +375,18 @@ def report(
         )
 
     targets = []
-    for mode in ("serial", "parallel"):
+    for mode in ("serial", "parallel", "serial-sqlite"):
         top, bottom = f"taskflow-{mode}", reflow_of(mode)
         if top not in BY_KEY or not any(f.key in (top, bottom) for f in frameworks):
             continue
         for workload in workloads:
             target = _timing.Target(top, bottom, workload, TARGET_RATIO, at_least=True)
             targets.append((f"TaskFlow {mode} / reflow {mode} {target.describe()}", target))
+    kept, memory = reflow_of("serial-sqlite"), reflow_of("serial")
+    if any(f.key in (kept, memory) for f in frameworks):
+        for workload in workloads:
+            target = _timing.Target(kept, memory, workload, KEPT_TARGET_RATIO, at_least=False)
+            targets.append((f"reflow kept in SQLite / in memory {target.describe()}", target))
     table, all_pass = _timing.targets_table("us/atom", targets, results, stat)
     lines += table
 

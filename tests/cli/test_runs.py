@@ -193,3 +193,114 @@ def test_logs_follows_a_store_that_has_logs(
     assert out[0].endswith("INFO    add: flow started")
     assert out[1].endswith("WARNING plus-0: adding")
     assert len(out) == 2
+
+
+def test_show_gives_a_flows_retry_controller_and_its_tries(runner: CliRunner, store: str) -> None:
+    from reflow import flow, task
+    from reflow.atoms import ForEach
+
+    @task
+    def connect(ip: str) -> str:
+        if ip == "10.0.0.1":
+            raise ConnectionError(f"{ip} refused")
+        return ip
+
+    @flow(store=store, retry=ForEach(["10.0.0.1", "10.0.0.2"], name="hosts", provides="ip"))
+    def reach(ip: str) -> str:
+        return connect(ip)
+
+    flow_run = reach.run()
+
+    shown = runner.invoke(app, ["runs", "show", flow_run.id, "--store", store])
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert "retry controllers" in out
+    assert "hosts" in out
+    assert 'try 1 ("10.0.0.1"): connect-0: ConnectionError: 10.0.0.1 refused' in out
+    assert 'try 2 ("10.0.0.2"): no failure' in out
+    as_json = json.loads(
+        runner.invoke(app, ["runs", "show", flow_run.id, "--json", "--store", store]).stdout
+    )
+    assert as_json["retry_controllers"] == [
+        {
+            "controller": "hosts",
+            "tries": [
+                {
+                    "value": '"10.0.0.1"',
+                    "failures": {"connect-0": "ConnectionError: 10.0.0.1 refused"},
+                },
+                {"value": '"10.0.0.2"', "failures": {}},
+            ],
+        }
+    ]
+
+
+def test_show_gives_an_atoms_runs_atoms_and_controllers(runner: CliRunner, store: str) -> None:
+    from reflow.atoms import FunctorTask, LinearFlow, Times, run
+
+    calls = iter([TimeoutError("slow"), None])
+
+    def call(attempt: int) -> str:
+        error = next(calls)
+        if error is not None:
+            raise error
+        return f"done on try {attempt}"
+
+    flow = LinearFlow("fetch", retry=Times(2, name="twice", provides="attempt"))
+    run(flow.add(FunctorTask(call, name="call", provides="out")), runs=store, run_id="a1")
+
+    shown = runner.invoke(app, ["runs", "show", "a1", "--store", store])
+
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert out.startswith("fetch a1  Completed")
+    rows = [line.split() for line in out.split("atoms\n")[1].split("\n\n")[0].splitlines()[1:]]
+    assert rows == [["twice", "retry", "Completed"], ["call", "atom", "Completed"]]
+    assert "try 1 (1): call: TimeoutError: slow" in out
+    assert "try 2 (2): no failure" in out
+
+
+def test_prune_deletes_old_runs_and_the_files_nothing_names(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    from reflow import flow, task
+
+    store = str(tmp_path / "runs.db")
+    big = "z" * (1 << 20)  # past the 1 MiB kept in the database: a file
+
+    @task
+    def load(n: int) -> str:
+        if n < 0:
+            raise ValueError("negative")
+        return big + str(n)
+
+    @flow(store=store)
+    def export(n: int) -> str:
+        return load(n)
+
+    old, failed, recent = export.run(1), export.run(-1), export.run(2)
+    with SQLiteStore(store) as db, db._transaction() as cur:
+        cur.execute(
+            "UPDATE reflow_flow_runs SET updated = updated - 40 * 86400 WHERE id IN (?, ?)",
+            (old.id, failed.id),
+        )
+    files = sorted((tmp_path / "runs-results").rglob("*/*"))
+    assert len(files) == 2
+    args = ["runs", "prune", "--older-than", "30d", "--grace", "0", "--store", store]
+
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.startswith("would delete 2 run(s), 0 expired cache entries and 0 result")
+    only_failed = runner.invoke(app, [*args, "--state", "failed", "--json"])
+    assert json.loads(only_failed.stdout)["runs"] == [failed.id]
+    pruned = runner.invoke(app, args)
+
+    assert pruned.exit_code == 0, pruned.output
+    assert pruned.stdout.startswith("deleted 1 run(s), 0 expired cache entries and 1 result file")
+    assert "(1.0 MiB)" in pruned.stdout
+    with SQLiteStore(store) as db:
+        assert [r.id for r in db.flow_runs()] == [recent.id]
+    assert len(sorted((tmp_path / "runs-results").rglob("*/*"))) == 1
+    refused = runner.invoke(app, [*args, "--state", "Running"])
+    assert refused.exit_code == 2
+    assert "never deleted" in refused.output

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reflow import flow, task
+from reflow import Pause, flow, task
 from reflow.atoms import AlwaysRevertAll, Decision, ForEach, History, Retry, Times
 from reflow.executors import InlineExecutor
 
@@ -186,6 +186,35 @@ def test_revert_all_in_a_subflow_stops_the_parents_retries() -> None:
     with pytest.raises(ValueError, match="broken"):
         outer()
     assert runs == ["fails"]
+
+
+def test_a_paused_try_resumed_is_the_same_try_with_the_same_value() -> None:
+    seen: list[int] = []
+    pauses = iter([True])
+
+    @task
+    def approve(attempt: int) -> str:
+        seen.append(attempt)
+        if next(pauses, False):
+            raise Pause("waiting for approval")
+        if attempt == 1:
+            raise ConnectionError("declined")
+        return f"approved on try {attempt}"
+
+    @flow(retry=Times(2, provides="attempt"))
+    def gate(attempt: int) -> str:
+        return approve(attempt)
+
+    flow_run = gate.run()
+    assert flow_run.state.is_paused()
+
+    state = flow_run.resume()
+
+    assert state.result() == "approved on try 2"
+    assert seen == [1, 1, 2]  # try 1 paused, went on, failed; then try 2
+    history = flow_run.scope.history
+    assert list(history.provided_iter()) == [1, 2]
+    assert [sorted(failures) for _, failures in history] == [["approve-0"], []]
 
 
 def test_a_custom_controller_sees_the_failures_by_call_key() -> None:

@@ -7,6 +7,7 @@ with real processes and SIGKILL are in test_atom_faults.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from reflow import events
 from reflow.atoms import (
     AlwaysRevert,
     FlowError,
+    ForEach,
     FunctorTask,
     LinearFlow,
     RemoteFailure,
@@ -564,3 +566,165 @@ def test_a_revert_that_failed_before_the_interruption_is_tried_again(db: str) ->
         resume("r1", flow, runs=db)  # the revert worked this time: only c's failure is left
 
     assert log == ["x:a", "x:b", "x:c", "r:c", "r:b", "r:a"]
+
+
+def test_large_values_of_an_atoms_run_go_to_files_beside_the_database(tmp_path: Path) -> None:
+    big = "x" * 1_000
+    flow = LinearFlow("big", retry=ForEach([big], name="each", provides="value")).add(
+        FunctorTask(lambda value: value + "!", name="grow", provides="grown")
+    )
+    kept = SQLiteStore(tmp_path / "runs.db", inline_limit=512)
+
+    result = run(flow, store={"seed": big}, runs=kept, run_id="r1")
+
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    encodings = conn.execute(
+        "SELECT (SELECT result_encoding FROM reflow_flow_runs WHERE id = 'r1'), "
+        "(SELECT store_encoding FROM reflow_atom_runs WHERE run_id = 'r1'), "
+        "(SELECT result_encoding FROM reflow_atoms WHERE name = 'grow'), "
+        "(SELECT value_encoding FROM reflow_retry_histories WHERE run_id = 'r1')"
+    ).fetchone()
+    conn.close()
+    assert encodings == ("file:json", "file:json", "file:json", "file:json")
+    assert len(list((tmp_path / "runs-results").glob("*/*"))) == 4
+    with SQLiteStore(tmp_path / "runs.db") as store:
+        (history,) = store.retry_histories("r1")
+        atom_run = store.atom_run("r1")
+        grow = store.atoms("r1")[1]
+    assert history.tries[0].value is not None
+    assert atom_run is not None
+    assert grow.result is not None
+    assert atom_run.store is not None
+    assert json.loads(history.tries[0].value.data) == big
+    assert json.loads(atom_run.store.data) == {"seed": big}
+    assert json.loads(grow.result.data) == big + "!"
+    assert result == {"seed": big, "value": big, "grown": big + "!"}
+    assert resume("r1", flow, runs=kept) == result
+
+
+# --- run_key -----------------------------------------------------------------------------------
+
+
+def test_a_run_key_gives_the_earlier_runs_store_without_running_again(db: str) -> None:
+    log: Log = []
+
+    first = run(chain(log), store={"region": "eu"}, runs=db, run_key="nightly-2026-11-24")
+    again = run(chain(log), store={"region": "us"}, runs=db, run_key="nightly-2026-11-24")
+
+    assert again == first
+    assert again["region"] == "eu"  # the earlier run, as it was started
+    assert log == ["x:a", "x:b", "x:c", "x:d"]
+    with SQLiteStore(db) as store:
+        (record,) = store.flow_runs()
+    assert record.run_key == "nightly-2026-11-24"
+
+
+def test_a_run_key_of_a_failed_run_raises_its_failure_without_running_again(db: str) -> None:
+    log: Log = []
+    flow = LinearFlow("chain").add(step(log, "a", fails=lambda kwargs: True))
+    with pytest.raises(TimeoutError):
+        run(flow, runs=db, run_key="k")
+
+    with pytest.raises(RemoteFailure, match="a timed out"):
+        run(flow, runs=db, run_key="k")
+
+    assert log == ["x:a", "r:a"]
+
+
+def test_a_run_key_of_a_run_that_never_finished_resumes_it(db: str) -> None:
+    log: Log = []
+    with pytest.raises(KeyboardInterrupt):
+        run(chain(log, stops_at="c"), runs=db, run_key="k", run_id="r1")
+
+    result = run(chain(log), runs=db, run_key="k")
+
+    assert log == ["x:a", "x:b", "x:c", "x:d"]
+    assert result == run(chain([]))
+    with SQLiteStore(db) as store:
+        assert [r.id for r in store.flow_runs()] == ["r1"]
+
+
+def test_a_new_key_starts_a_new_run(db: str) -> None:
+    log: Log = []
+
+    run(chain(log), runs=db, run_key="monday")
+    run(chain(log), runs=db, run_key="tuesday")
+
+    assert log.count("x:a") == 2
+
+
+def test_a_run_key_needs_runs() -> None:
+    with pytest.raises(ValueError, match="run_key= names a kept run: give runs= too"):
+        run(chain([]), run_key="k")
+
+
+def test_a_run_key_must_be_a_non_empty_str(db: str) -> None:
+    with pytest.raises(TypeError, match="run_key is a non-empty str, got ''"):
+        run(chain([]), runs=db, run_key="")
+
+
+def test_a_flow_runs_key_is_not_taken_for_an_atoms_run(db: str) -> None:
+    @reflow.flow(store=db)
+    def pipeline() -> int:
+        return 1
+
+    pipeline(run_key="shared")
+
+    with pytest.raises(StoreError, match=r"'shared' .* is the key of flow run .* \(pipeline\)"):
+        run(chain([]), runs=db, run_key="shared")
+
+
+def test_a_run_key_on_postgres(postgres_url: str) -> None:
+    log: Log = []
+
+    first = run(chain(log), runs=postgres_url, run_key="k")
+
+    assert run(chain(log), runs=postgres_url, run_key="k") == first
+    assert log == ["x:a", "x:b", "x:c", "x:d"]
+
+
+def test_a_key_another_process_took_meanwhile_gives_that_run(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between this process looking the key up (not there yet) and writing its run, another
+    process wrote a run with that key: the write is refused, and that run is used."""
+    from reflow.store.atoms import AtomsKeeper
+
+    log: Log = []
+    first = run(chain(log), runs=db, run_key="k")
+    looked_up = iter([None])
+    find = AtomsKeeper.find
+    monkeypatch.setattr(
+        AtomsKeeper, "find", lambda self, key: next(looked_up, None) or find(self, key)
+    )
+
+    assert run(chain(log), runs=db, run_key="k") == first
+
+    assert log == ["x:a", "x:b", "x:c", "x:d"]
+    with SQLiteStore(db) as store:
+        assert len(store.flow_runs()) == 1
+        assert store.atoms(store.flow_runs()[0].id)[0].state == "Completed"
+
+
+def test_a_write_of_its_atoms_that_failed_is_raised_when_the_run_ends(
+    db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    log: Log = []
+    kept = SQLiteStore(db)
+    write_atoms = SQLiteStore.write_atoms
+
+    def disk_full(self: SQLiteStore, **records: Any) -> None:
+        if records.get("atom_rows"):
+            raise sqlite3.OperationalError("database or disk is full")
+        write_atoms(self, **records)
+
+    monkeypatch.setattr(SQLiteStore, "write_atoms", disk_full)
+
+    with (
+        caplog.at_level(logging.ERROR, "reflow"),
+        pytest.raises(StoreError, match=r"atoms run r1 \(chain\) ended Completed, but writing"),
+    ):
+        run(chain(log), runs=kept, run_id="r1")
+
+    assert log == ["x:a", "x:b", "x:c", "x:d"]
+    assert "database or disk is full" in caplog.text

@@ -8,7 +8,7 @@ from typing import Any
 from reflow.atoms import persistence as _persistence
 from reflow.atoms.atom import Atom, FunctorTask, MapFunctorTask, ReduceFunctorTask, Task, as_atom
 from reflow.atoms.compile import FlowError
-from reflow.atoms.engine import WrappedFailure, run
+from reflow.atoms.engine import WrappedFailure
 from reflow.atoms.failure import Failure, RemoteFailure
 from reflow.atoms.patterns import GraphFlow, LinearFlow, Pattern, UnorderedFlow
 from reflow.atoms.restore import resume
@@ -22,6 +22,7 @@ from reflow.atoms.retry import (
     Retry,
     Times,
 )
+from reflow.atoms.runs import run
 
 
 def _store_keeper(runs: Any) -> _persistence.Keeper | None:

@@ -7,8 +7,9 @@ controller decides. Reverts run newest completion first, each given its atom's a
 `result` and `flow_failures`.
 
 A run given `runs=` is kept in a store through a `Keeper` (`reflow.atoms.persistence`): the
-engine tells it when the run begins and ends, and every atom state change reaches it as an
-event; `resume` (in `reflow.atoms.resume`) rebuilds an engine from what was recorded.
+engine tells it when the run begins and ends, and hands it every atom state change (after
+the `reflow.events` subscribers had it); `resume` (in `reflow.atoms.resume`) rebuilds an
+engine from what was recorded.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ from reflow import events
 from reflow._ids import new_id
 from reflow.atoms.atom import Atom
 from reflow.atoms.calls import Outcome, ancestors, execute, revert
-from reflow.atoms.compile import Node, compile_flow
+from reflow.atoms.compile import Node
 from reflow.atoms.failure import Failure
-from reflow.atoms.patterns import Pattern
-from reflow.atoms.persistence import Keeper, keeper_for
+from reflow.atoms.persistence import Keeper
 from reflow.atoms.retry import Decision, History, Retry
-from reflow.executors.base import Executor, check_executor
+from reflow.executors.base import Executor
 from reflow.executors.inline import InlineExecutor
 from reflow.states import State, new_state
 
@@ -37,39 +37,6 @@ _RAN = frozenset({"Completed", "Failed"})
 
 class WrappedFailure(ExceptionGroup):
     """Several errors ended the flow (a failure, and reverts that failed too)."""
-
-
-def run(
-    flow: Pattern | Atom,
-    store: Mapping[str, Any] | None = None,
-    executor: Executor | None = None,
-    defer_reverts: bool = False,
-    *,
-    runs: Any = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
-    """Run an atoms flow; return the store: the initial values and every value provided.
-
-    On failure the flow's reverts run first, then the failure is raised (a `WrappedFailure`
-    when a revert failed too). `executor` defaults to an `InlineExecutor` (atoms one at a
-    time, like TaskFlow's serial engine); a `ThreadExecutor` runs independent atoms at once.
-    With `defer_reverts`, a scope whose controller says REVERT and that has no enclosing
-    controller reverts the whole flow, not only itself.
-
-    `runs` keeps the run in a store, to be resumed (`reflow.atoms.resume`) if its process
-    dies: True for the default store, a path or URL (`"runs.db"`, `"postgresql://..."`), or
-    a `reflow.store` Store. `run_id` names the kept run (default: a new id).
-    """
-    initial = dict(store or {})
-    nodes = compile_flow(flow, initial)
-    chosen = InlineExecutor() if executor is None else check_executor(executor)
-    if run_id is not None and (runs is None or runs is False):
-        raise ValueError(
-            "run_id= names a kept run: give runs= too (runs=True keeps it in the default store)"
-        )
-    keeper = keeper_for(runs)
-    name = flow.name
-    return _Engine(nodes, initial, chosen, defer_reverts, name, run_id, keeper).run()
 
 
 class _Engine:
@@ -82,7 +49,6 @@ class _Engine:
         name: str,
         run_id: str | None = None,
         keeper: Keeper | None = None,
-        restoring: bool = False,
     ) -> None:
         self.nodes = nodes
         self.store = store
@@ -111,15 +77,32 @@ class _Engine:
         """Each node's current execution: new when it becomes Pending (again, after a retry)."""
         for node in nodes:
             node.atom._progress = self._progress
-        if restoring:
-            return  # reflow.atoms.resume sets the recorded states instead
+
+    def begin(self, run_key: str | None = None) -> str | None:
+        """Start a new run (`reflow.atoms.resume` sets recorded states instead): keep it, then
+        make every atom Pending. Returns the id of the run made with `run_key` when another
+        process began one first (nothing began here), else None."""
+        nodes, keeper = self.nodes, self.keeper
         if keeper is not None:
             retries = [n.name for n in nodes if n.is_retry]
-            keeper.begin(self.id, name, [n.name for n in nodes], retries, store, defer_reverts)
-        for node in nodes:
-            self._set(node, "Pending")
-            if not node.before:
-                self._push(node)
+            names = [n.name for n in nodes]
+            taken = keeper.begin(
+                self.id, self.name, names, retries, self.store, self.defer_reverts, run_key
+            )
+            if taken is not None:
+                for node in nodes:
+                    node.atom._progress = None
+                return taken
+        try:
+            for node in nodes:
+                self._set(node, "Pending")
+                if not node.before:
+                    self._push(node)
+        except BaseException:  # interrupted already: the run is left to be resumed
+            if keeper is not None:
+                keeper.interrupted(self.id)
+            raise
+        return None
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -376,13 +359,17 @@ class _Engine:
             self.run_ids[node] = new_id()
         previous = self.states.get(node)
         self.states[node] = state
+        keeper = self.keeper
+        # a kept run's controller: its history as of this change, for the store
+        kept = self.histories[node]._copy() if keeper is not None and node.is_retry else None
         if events.subscribers:
-            run_id = self.run_ids[node]
-            # a kept run's controller: its history as of this change, for the store
-            kept = self.histories[node]._copy() if self.keeper and node.is_retry else None
             events.publish(
-                events.StateChange("atom", run_id, node.name, state, previous, self.id, kept)
+                events.StateChange(
+                    "atom", self.run_ids[node], node.name, state, previous, self.id, kept
+                )
             )
+        if keeper is not None:  # after the subscribers, as when the store was one of them
+            keeper.changed(self.id, node.name, state, previous, kept)
 
     def _progress(self, atom: Atom, progress: float, details: Mapping[str, Any] | None) -> None:
         if events.subscribers:

@@ -76,9 +76,24 @@ class Keeper(Protocol):
         retries: Collection[str],
         store: Mapping[str, Any],
         defer_reverts: bool,
+        run_key: str | None = None,
+    ) -> str | None:
+        """A new run starts: record it (before its atoms' first state), then every atom state
+        change of it the engine hands over (`changed`). Returns None; or, when
+        another process began a run with `run_key` first, that run's id (and records nothing).
+        """
+        ...
+
+    def changed(
+        self, run_id: str, atom: str, state: Any, previous: Any, history: History | None
     ) -> None:
-        """A new run starts: record it (before its atoms' first state), then record every
-        atom state change of it (from `reflow.events`, in batches)."""
+        """An atom (or controller: with a copy of its `history`) of the run `run_id` changed
+        from `previous` to `state`: queue it for the store (written in batches, in another
+        thread; this is on the engine's path, so it only queues)."""
+        ...
+
+    def find(self, run_key: str) -> str | None:
+        """The id of the atoms run made with `run_key`, if there is one."""
         ...
 
     def load(self, run_id: str) -> RecordedRun:

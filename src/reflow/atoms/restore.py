@@ -49,7 +49,8 @@ def resume(
     same atom names); return the store, as `run` does, or raise the run's failure.
 
     `runs` is the store the run was kept in (True: the default store). Atoms recorded
-    Completed do not run again; see the module's documentation for the rest.
+    Completed do not run again; see the module's documentation for the rest. A run that
+    another live process is running is refused (`reflow.store.RunHeld`), before anything runs.
     """
     keeper = keeper_for(runs)
     if keeper is None:
@@ -67,7 +68,7 @@ def resume(
     chosen = InlineExecutor() if executor is None else check_executor(executor)
     engine = _Engine(
         nodes, dict(recorded.store), chosen, recorded.defer_reverts, recorded.name, run_id,
-        keeper, restoring=True,
+        keeper,
     )  # fmt: skip
     keeper.resumed(run_id)
     try:

@@ -113,21 +113,30 @@ class Retry(Atom):
     def on_failure(self, history: History, *args: Any, **kwargs: Any) -> Decision:
         raise NotImplementedError(f"retry controller {self.name} defines no on_failure()")
 
-    def new_scope(self) -> FlowScope:
-        """This controller deciding for one run of a `@flow(retry=...)`."""
-        return FlowScope(self)
+    def new_scope(self, tries: Iterable[tuple[Any, Mapping[str, Failure]]] = ()) -> FlowScope:
+        """This controller deciding for one run of a `@flow(retry=...)`; `tries` is the
+        history it had in an earlier process (a run resumed from a store)."""
+        return FlowScope(self, tries)
 
 
 class FlowScope:
     """A retry controller at work on one run of a decorated flow: it keeps that run's history,
     gives each try its value and turns failures into a decision (the flow layer asks)."""
 
-    def __init__(self, controller: Retry) -> None:
+    def __init__(
+        self, controller: Retry, tries: Iterable[tuple[Any, Mapping[str, Failure]]] = ()
+    ) -> None:
         self.controller = controller
         self.history = History()
+        self.history._tries = [(value, dict(failures)) for value, failures in tries]
 
     def begin(self, parameters: Mapping[str, Any]) -> Any:
-        """The value of the next try (the controller's `execute`)."""
+        """The value of the next try (the controller's `execute`). A try that never ended in
+        a failure (the run paused, or its process died) is not counted: it is tried again,
+        and its value asked for again."""
+        tries = self.history._tries
+        if tries and not tries[-1][1]:
+            tries.pop()
         kwargs = self.controller.arguments(parameters)
         value = self.controller.execute(self.history, **kwargs)
         self.history._begin(value)

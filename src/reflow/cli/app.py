@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reflow.cli import runs, serve
+from reflow.cli import runs, serve, ui
 from reflow.cli._common import DEBUG, fail, handle_errors, stdout
 from reflow.cli.run import run_command
 
@@ -80,6 +80,7 @@ app.command("serve")(serve.serve)
 app.add_typer(serve.schedules_app)
 app.command("worker")(serve.worker)
 app.command("settings")(settings_command)
+app.command("ui")(ui.ui)
 
 
 def main(argv: list[str] | None = None) -> int:

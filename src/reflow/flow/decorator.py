@@ -368,6 +368,10 @@ class Flow(Generic[P, R]):
         flow_run.bound = bound
         flow_run.parameters = dict(bound.arguments)
         flow_run.call = (bound.args, bound.kwargs)
+        if self.retry is not None:  # its controller goes on counting the tries of the run
+            flow_run.scope = self.retry.new_scope(
+                persistence.tries(run_id, self._controller_name())
+            )
         self._transition(flow_run, new_state("Pending", message="resumed from the store"))
         return flow_run
 
@@ -494,11 +498,25 @@ class Flow(Generic[P, R]):
         if flow_run.scope is None:
             flow_run.scope = self.retry.new_scope()
         value = flow_run.scope.begin(flow_run.parameters)
+        self._keep_tries(flow_run)
         name = _provided_name(self.retry)
         if name is not None and flow_run.bound is not None:
             flow_run.bound.arguments[name] = value
             flow_run.parameters[name] = value
             flow_run.call = (flow_run.bound.args, flow_run.bound.kwargs)
+
+    def _controller_name(self) -> str:
+        """The name the retry controller's history is kept under: its own, when it was given
+        one, else the flow's (as an unnamed controller of an atoms pattern is named)."""
+        named = getattr(self.retry, "named", False)
+        return str(self.retry.name) if named else self.name
+
+    def _keep_tries(self, flow_run: FlowRun) -> None:
+        """A kept run's controller began a try or decided: the store has its history before
+        the run goes on, so a resume in another process counts the same tries."""
+        if flow_run.persistence is not None and flow_run.scope is not None:
+            tries = list(flow_run.scope.history)
+            flow_run.persistence.keep_tries(flow_run.id, self._controller_name(), tries)
 
     def _controller_stops(self, st: AttemptState) -> bool:
         """The stop condition of a flow with a retry controller: revert the attempt's completed
@@ -515,6 +533,7 @@ class Flow(Generic[P, R]):
             return True
         failures = {r.key or r.task_name: r.state.exception for r in engine.failed_runs()}
         decision: str = flow_run.scope.decide(error, failures, flow_run.parameters)
+        self._keep_tries(flow_run)
         if decision == "REVERT_ALL" and isinstance(error, BaseException):
             setattr(error, REVERT_ALL, True)  # enclosing flows fail without asking theirs
         return decision != "RETRY"

@@ -45,6 +45,16 @@ class Persistence(Protocol):
         this key."""
         ...
 
+    def keep_tries(self, flow_run_id: str, controller: str, tries: list[Any]) -> None:
+        """The run's retry controller began a try or decided: keep its history (its tries,
+        each `(value, {name: Failure})`) before the run goes on."""
+        ...
+
+    def tries(self, flow_run_id: str, controller: str) -> list[Any]:
+        """The history the run's retry controller had when the run was left (empty: none, or
+        the run failed for good, so its controller starts afresh)."""
+        ...
+
     def resume(self, run_id: str, flow: Any = None) -> Any:
         """Run the stored run again to its end (with `flow`, else the flow found by the path
         recorded with it); return its FlowRun."""

@@ -94,8 +94,10 @@ def add_sink(sink: LogSink) -> None:
 
 
 def remove_sink(sink: LogSink) -> None:
+    """Stop handing records to `sink`. Compared by equality, not identity: a bound method
+    (`recorder._on_log`) is a new object each time it is read, but an equal one."""
     global sinks
-    sinks = tuple(s for s in sinks if s is not sink)
+    sinks = tuple(s for s in sinks if s != sink)
 
 
 class _ToSinks(logging.Handler):

@@ -8,6 +8,7 @@ write to a store yet.
 """
 
 from reflow.store.base import SQLStore, Store, StoreConflict, StoreError
+from reflow.store.claims import RunHeld
 from reflow.store.persistence import mark_crashed, open_store
 from reflow.store.postgres import PostgresStore
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
@@ -34,6 +35,7 @@ __all__ = [
     "StoreError",
     "TaskRunRecord",
     "ResultCodec",
+    "RunHeld",
     "UntrustedResultError",
     "load_or_create_key",
     "mark_crashed",

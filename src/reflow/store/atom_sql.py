@@ -3,6 +3,7 @@ of `sql.MIGRATIONS`' atoms entry (reflow_atom_runs, reflow_atoms, reflow_retry_h
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,10 @@ def upsert_atom_run(p: str) -> str:
     )
 
 
-def upsert_atom(p: str) -> str:
+@functools.cache
+def upsert_atom(p: str, rows: int = 1) -> str:
+    """Keyed by run and atom name; `rows` rows a statement (each atom once per batch)."""
+    values = ", ".join([f"({', '.join([p] * 12)})"] * rows)
     updates = ", ".join(
         f"{c} = excluded.{c}"
         for c in (
@@ -37,7 +41,7 @@ def upsert_atom(p: str) -> str:
         )
     )  # fmt: skip
     return (
-        f"INSERT INTO reflow_atoms ({ATOM_COLUMNS}) VALUES ({', '.join([p] * 12)}) "
+        f"INSERT INTO reflow_atoms ({ATOM_COLUMNS}) VALUES {values} "
         f"ON CONFLICT (run_id, name) DO UPDATE SET {updates}"
     )
 
@@ -92,3 +96,67 @@ def try_record(row: Sequence[Any]) -> tuple[str, RetryTryRecord]:
     """(controller, the try) from a row of `TRY_COLUMNS`."""
     value: Encoded | None = _encoded(row[3], row[4])
     return row[1], RetryTryRecord(value, json.loads(row[5]))
+
+
+class KeptAtom:
+    """An atom's row as the store's writer keeps it between batches: its columns, and each of
+    its states as the JSON item of its `states` column, made once, when the state arrives (so
+    a batch builds a row by joining them, whatever the number of states)."""
+
+    __slots__ = (
+        "failure",
+        "items",
+        "kind",
+        "name",
+        "order",
+        "position",
+        "result",
+        "run_id",
+        "state",
+        "state_type",
+        "updated",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        run_id: str,
+        name: str,
+        position: int,
+        kind: str,
+        state: str = "Pending",
+        state_type: str = "PENDING",
+        updated: float = 0.0,
+        order: int | None = None,
+        result: Encoded | None = None,
+        failure: dict[str, Any] | None = None,
+        items: list[str] | None = None,
+    ) -> None:
+        self.run_id, self.name, self.position, self.kind = run_id, name, position, kind
+        self.state, self.state_type, self.updated, self.order = state, state_type, updated, order
+        self.result, self.failure = result, failure
+        self.items = items if items is not None else []
+
+    @classmethod
+    def of(cls, r: AtomRecord) -> KeptAtom:
+        """A stored atom's row, to go on from (a resumed run)."""
+        items = [json.dumps([s.name, s.type, s.timestamp, s.message]) for s in r.states]
+        return cls(
+            r.run_id, r.name, r.position, r.kind, r.state, r.state_type, r.updated, r.order,
+            r.result, r.failure, items,
+        )  # fmt: skip
+
+    def add(self, name: str, type_name: str, timestamp: float, message: str) -> None:
+        """A new state (names and type names are reflow's own: no JSON escaping needed)."""
+        self.state, self.state_type, self.updated = name, type_name, timestamp
+        text = json.dumps(message) if message else '""'
+        self.items.append(f'["{name}", "{type_name}", {timestamp!r}, {text}]')
+
+    def row(self) -> tuple[Any, ...]:
+        """Its row (`ATOM_COLUMNS`) as of now."""
+        encoding, blob = result_columns(self.result)
+        return (
+            self.run_id, self.name, self.position, self.kind, self.state, self.state_type,
+            self.updated, self.order, encoding, blob,
+            None if self.failure is None else json.dumps(self.failure),
+            f"[{', '.join(self.items)}]",
+        )  # fmt: skip

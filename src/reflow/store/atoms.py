@@ -1,12 +1,14 @@
 """Atoms runs kept in a store: `reflow.atoms.run(flow, runs=...)` and `reflow.atoms.resume`.
 
 `AtomsKeeper` is the store's side of the atoms layer's `Keeper` seam, one per store. A run's
-start and end are written at once, in the caller's thread; in between, every atom state change
-arrives as a `reflow.events` event on the store's `Recorder` (the writer thread the flow runs
-use), which hands each batch's atom events to `AtomsKeeper._write`: one upsert per atom
-touched per batch, and the new tries of each controller that changed, in one transaction. The
-run's end flushes that writer first, so the final state is committed last, before `run()`
-returns.
+start and end are written at once, in the caller's thread; in between, the engine hands every
+atom state change to `changed`, which queues it on the store's `Recorder` (the writer thread
+the flow runs use; not through the events bus, which an atoms run then leaves idle). The
+writer hands each batch's atom events to `AtomsKeeper._write`: one row per atom touched per
+batch (built by joining the JSON of its states, each made once as it arrived, and written many
+rows to a statement), and the new tries of each controller that changed, in one transaction.
+The run's end flushes that writer first, so the final state is committed last, before
+`run()` returns.
 
 Results are encoded with the store's `ResultCodec` (JSON, or HMAC-signed cloudpickle) and
 decoded, signatures checked, when a run is read back; failures are kept as text.
@@ -23,13 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reflow import events
 from reflow.atoms.failure import Failure
 from reflow.atoms.persistence import RecordedAtom, RecordedRun, Try
 from reflow.atoms.retry import History
-from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord, RetryTryRecord
+from reflow.secrets import redact_text
+from reflow.store import persistence as store_persistence
+from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
+from reflow.store.atom_sql import KeptAtom
 from reflow.store.base import SQLStore
-from reflow.store.persistence import WORKER, StorePersistence, persistence
+from reflow.store.claims import take_over
+from reflow.store.histories import encode, failure_dict, history_record, tries_of
+from reflow.store.persistence import StorePersistence, persistence
 from reflow.store.records import FlowRunRecord, StateRecord
 from reflow.store.results import Encoded
 from reflow.store.sql import StoreConflict, StoreError
@@ -66,7 +72,7 @@ class _Run:
 
     record: FlowRunRecord
     atom_run: AtomRunRecord
-    atoms: dict[str, AtomRecord] = field(default_factory=dict)
+    atoms: dict[str, KeptAtom] = field(default_factory=dict)
     ended: int = 0
     """How many executions of its atoms have ended (completed or failed) so far."""
 
@@ -79,7 +85,9 @@ class AtomsKeeper:
         self.store = kept.store
         self.codec = kept.codec
         self._runs: dict[str, _Run] = {}
+        self._loaded: dict[str, FlowRunRecord] = {}  # run id -> its record as load() read it
         kept.recorder.atom_writer = self._write
+        self._enqueue = kept.recorder.enqueue_atom
 
     # -- the engine's side ----------------------------------------------------------------------
 
@@ -91,7 +99,8 @@ class AtomsKeeper:
         retries: Collection[str],
         store: Mapping[str, Any],
         defer_reverts: bool,
-    ) -> None:
+        run_key: str | None = None,
+    ) -> str | None:
         if self.store.flow_run(run_id) is not None:
             raise StoreConflict(
                 f"a run {run_id!r} is already in {self.store!r}: continue it with "
@@ -100,7 +109,8 @@ class AtomsKeeper:
         now = time.time()
         record = FlowRunRecord(
             id=run_id, name=name, state="Running", state_type="RUNNING", created=now,
-            updated=now, parameters=dict(store), heartbeat=now, worker=WORKER,
+            updated=now, parameters=dict(store), heartbeat=now,
+            worker=store_persistence.WORKER, run_key=run_key,
         )  # fmt: skip
         atom_run = AtomRunRecord(
             run_id, list(atoms), sorted(retries), self._encode(dict(store), "its initial store"),
@@ -109,14 +119,33 @@ class AtomsKeeper:
         run = self._runs[run_id] = _Run(record, atom_run)
         for position, atom in enumerate(atoms):
             kind = "retry" if atom in retries else "atom"
-            run.atoms[atom] = AtomRecord(run_id, atom, position, kind, "Pending", "PENDING", now)
-        self.store.write_atoms(
-            flow_runs=[record],
-            states=[StateRecord(run_id, "atoms", "Running", "RUNNING", now)],
-            atom_runs=[atom_run],
-        )  # before its atoms' first events
-        self.kept.recorder.track(run_id)
+            run.atoms[atom] = KeptAtom(run_id, atom, position, kind, updated=now)
+        try:
+            self.store.write_atoms(
+                flow_runs=[record],
+                states=[StateRecord(run_id, "atoms", "Running", "RUNNING", now)],
+                atom_runs=[atom_run],
+            )  # before its atoms' first events
+        except StoreConflict:
+            del self._runs[run_id]
+            taken = self.find(run_key) if run_key is not None else None
+            if taken is None:
+                raise
+            return taken  # another process began the keyed run first
+        self.kept.recorder.track(run_id, listen=False)  # its changes come through changed()
         self.kept._keep_alive(run_id)
+        return None
+
+    def find(self, run_key: str) -> str | None:
+        record = self.store.flow_run_by_key(run_key)
+        if record is None:
+            return None
+        if self.store.atom_run(record.id) is None:
+            raise StoreError(
+                f"run_key {run_key!r} in {self.store!r} is the key of flow run {record.id} "
+                f"({record.name}), not of an atoms run: give this run a key of its own"
+            )
+        return record.id
 
     def load(self, run_id: str) -> RecordedRun:
         record = self.store.flow_run(run_id)
@@ -134,10 +163,11 @@ class AtomsKeeper:
                 "not be stored (a value cloudpickle cannot pickle?)"
             )
         rows = self.store.atoms(run_id)
-        histories: dict[str, list[Try]] = {
-            h.controller: [self._try(t) for t in h.tries]
-            for h in self.store.retry_histories(run_id)
+        tries: dict[str, list[Try]] = {
+            h.controller: tries_of(self.codec, h) for h in self.store.retry_histories(run_id)
         }
+        if record.state not in ("Completed", "Failed"):
+            self._loaded[run_id] = record  # what resumed() takes over, if it is still so
         result = None
         if record.state == "Completed" and record.result is not None:
             result = self.codec.decode(record.result)
@@ -150,36 +180,41 @@ class AtomsKeeper:
             store=dict(self.codec.decode(atom_run.store)),
             defer_reverts=atom_run.defer_reverts,
             records={row.name: self._recorded(row) for row in rows},
-            histories=histories,
+            histories=tries,
             result=result,
             errors=tuple(Failure.from_dict(e) for e in atom_run.errors),
         )
 
     def resumed(self, run_id: str) -> None:
-        record = self.store.flow_run(run_id)
+        record = self._loaded.pop(run_id, None) or self.store.flow_run(run_id)
         atom_run = self.store.atom_run(run_id)
         if record is None or atom_run is None:
             raise LookupError(f"no atoms run {run_id!r} in {self.store!r}")
+        take_over(self.kept, record, "Running", "atoms run")  # RunHeld: another process has it
         now = time.time()
         record.state, record.state_type, record.updated = "Running", "RUNNING", now
-        record.heartbeat, record.worker, record.error = now, WORKER, None
+        record.heartbeat, record.error = now, None
+        record.worker = store_persistence.WORKER
         run = self._runs[run_id] = _Run(record, atom_run)
         for row in self.store.atoms(run_id):
-            run.atoms[row.name] = row
+            run.atoms[row.name] = KeptAtom.of(row)
         run.ended = 1 + max((row.order or 0 for row in run.atoms.values()), default=0)
         known = set(run.atoms)
         for position, atom in enumerate(atom_run.atoms):  # never recorded: no state reached us
             if atom not in known:
                 kind = "retry" if atom in atom_run.retries else "atom"
-                run.atoms[atom] = AtomRecord(
-                    run_id, atom, position, kind, "Pending", "PENDING", now
-                )
+                run.atoms[atom] = KeptAtom(run_id, atom, position, kind, updated=now)
         self.store.write_atoms(
             flow_runs=[record],
             states=[StateRecord(run_id, "atoms", "Running", "RUNNING", now, "resumed")],
         )
-        self.kept.recorder.track(run_id)
+        self.kept.recorder.track(run_id, listen=False)
         self.kept._keep_alive(run_id)
+
+    def changed(
+        self, run_id: str, atom: str, state: Any, previous: Any, history: History | None
+    ) -> None:
+        self._enqueue((run_id, atom, state, previous, history))
 
     def end(
         self,
@@ -199,7 +234,7 @@ class AtomsKeeper:
         record.updated = now
         record.result = None if failed else self._encode(result, "its result")
         record.error = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
-        run.atom_run.errors = [Failure(e).to_dict() for e in errors]
+        run.atom_run.errors = [failure_dict(Failure(e)) for e in errors]
         try:
             self.store.write_atoms(
                 flow_runs=[record],
@@ -208,53 +243,66 @@ class AtomsKeeper:
                 histories=[self._history(run_id, name, h) for name, h in histories.items()],
             )
         finally:
-            self._stop(run_id)
+            lost = self._stop(run_id)
+        if lost is not None:  # a batch of its atoms' changes was not written (it was logged)
+            raise StoreError(
+                f"atoms run {run_id} ({record.name}) ended {record.state}, but writing its "
+                f"records to {self.store!r} failed ({type(lost).__name__}: {lost}): the store "
+                "does not hold all of it, so it cannot be resumed from there"
+            ) from lost
 
     def interrupted(self, run_id: str) -> None:
         self.kept.recorder.flush()  # what it did is written; its state stays Running
         self._runs.pop(run_id, None)
         self._stop(run_id)
 
-    def _stop(self, run_id: str) -> None:
+    def _stop(self, run_id: str) -> BaseException | None:
+        """Stop keeping the run; the error of a write of it that failed, if one did."""
         self.kept._alive.discard(run_id)
-        self.kept.recorder.release(run_id)  # flushed first
+        return self.kept.recorder.release(run_id)  # flushed first
 
     # -- the writer thread's side ---------------------------------------------------------------
 
-    def _write(self, batch: list[events.StateChange]) -> None:
-        """One transaction for a batch of atom state changes: each touched atom's record as of
-        its last change, and the history of each controller that changed."""
-        touched: dict[tuple[str, str], AtomRecord] = {}
+    def _write(self, batch: list[tuple[Any, ...]]) -> None:
+        """One transaction for a batch of atom state changes (`changed`'s tuples): each
+        touched atom's row as of its last change, and the history of each controller that
+        changed."""
+        touched: dict[str, dict[str, KeptAtom]] = {}  # run id -> its atoms touched, by name
         histories: dict[tuple[str, str], RetryHistoryRecord] = {}
-        for event in batch:
-            run = self._runs.get(event.parent_id or "")
-            atom = run.atoms.get(event.name) if run is not None else None
-            if run is None or atom is None:
+        runs = self._runs
+        apply = self._apply
+        for run_id, name, state, previous, history in batch:
+            run = runs.get(run_id)
+            if run is None:
                 continue
-            self._apply(run, atom, event)
-            touched[atom.run_id, atom.name] = atom
-            if isinstance(event.run, History):
-                key = (atom.run_id, atom.name)
-                histories[key] = self._history(atom.run_id, atom.name, event.run)
+            atom = run.atoms.get(name)
+            if atom is None:
+                continue
+            apply(run, atom, state, previous)
+            (touched.get(run_id) or touched.setdefault(run_id, {}))[name] = atom
+            if history is not None:  # a controller's history as of the change
+                histories[run_id, name] = self._history(run_id, name, history)
         if touched or histories:
-            self.store.write_atoms(atoms=list(touched.values()), histories=list(histories.values()))
+            rows = [a.row() for atoms in touched.values() for a in atoms.values()]
+            self.store.write_atoms(atom_rows=rows, histories=list(histories.values()))
 
-    def _apply(self, run: _Run, atom: AtomRecord, event: events.StateChange) -> None:
-        state = event.state
+    def _apply(self, run: _Run, atom: KeptAtom, state: Any, previous: Any) -> None:
         name = state.name
-        atom.state, atom.state_type, atom.updated = name, state.type.name, state.timestamp
-        atom.states.append(
-            StateRecord(atom.run_id, "atom", name, state.type.name, state.timestamp, state.message)
-        )
+        message = state.message
+        atom.add(name, state.type._name_, state.timestamp, redact_text(message) if message else "")
+        if name == "Running":
+            return
         if name == "Pending":  # a new execution: the last one's outcome is over
             atom.result, atom.failure, atom.order = None, None, None
         elif name == "Completed":
-            atom.result = self._encode(state.data, f"the result of atom {atom.name}")
+            try:
+                atom.result = self.codec.encode(state.data)
+            except Exception:  # unpicklable: logged, the run is kept without it
+                atom.result = self._encode(state.data, f"the result of atom {atom.name}")
             atom.order, run.ended = run.ended, run.ended + 1
-        elif name == "Failed" and (event.previous is None or event.previous.name != "Reverting"):
+        elif name == "Failed" and (previous is None or previous.name != "Reverting"):
             exc = state.exception
-            failure = Failure(exc) if exc is not None else None
-            atom.failure = failure.to_dict() if failure is not None else None
+            atom.failure = failure_dict(Failure(exc)) if exc is not None else None
             atom.result = None
             atom.order, run.ended = run.ended, run.ended + 1
         # a failed revert keeps the execution's outcome; its error is in the state's message
@@ -262,27 +310,10 @@ class AtomsKeeper:
     # -- encoding ---------------------------------------------------------------------------------
 
     def _encode(self, value: Any, what: str) -> Encoded | None:
-        try:
-            return self.codec.encode(value)
-        except Exception as exc:  # unpicklable: the run is recorded without it
-            logger.warning(
-                "reflow: %s cannot be stored (%s); the run is kept without it", what, exc
-            )
-            return None
+        return encode(self.codec, value, what)
 
     def _history(self, run_id: str, controller: str, history: History) -> RetryHistoryRecord:
-        tries = [
-            RetryTryRecord(
-                self._encode(value, f"a value of retry controller {controller}"),
-                {atom: failure.to_dict() for atom, failure in failures.items()},
-            )
-            for value, failures in history
-        ]
-        return RetryHistoryRecord(run_id, controller, tries)
-
-    def _try(self, t: RetryTryRecord) -> Try:
-        value = None if t.value is None else self.codec.decode(t.value)
-        return value, {atom: Failure.from_dict(f) for atom, f in t.failures.items()}
+        return history_record(self.codec, run_id, controller, history)
 
     def _recorded(self, row: AtomRecord) -> RecordedAtom:
         return RecordedAtom(

@@ -1,114 +1,27 @@
-"""`Store`: what the durability layer asks of a database, and the SQL implementation both
-backends share (they differ in how they connect, lock and spell a few types)."""
+"""`SQLStore`: the SQL implementation both backends share (they differ in how they connect,
+lock and spell a few types); `Store`, what the durability layer asks of a database, is in
+protocol.py."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
-from reflow.store import atom_sql, sql
-from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
+from reflow.store import sql
+from reflow.store.atom_queries import AtomQueries
 from reflow.store.files import PREFIX, ResultFiles
 from reflow.store.operations import OperationsQueries
+from reflow.store.protocol import Store
+from reflow.store.pruning import Pruning
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded
 from reflow.store.sql import StoreConflict, StoreError
+from reflow.store.views import ViewQueries
 
 
-class Store(Protocol):
-    """A place flow runs, task runs and state changes are kept across processes."""
-
-    def write(
-        self,
-        flow_runs: Iterable[FlowRunRecord] = (),
-        task_runs: Iterable[TaskRunRecord] = (),
-        states: Iterable[StateRecord] = (),
-        task_rows: Iterable[tuple[Any, ...]] = (),
-        logs: Iterable[LogRecord] = (),
-    ) -> None:
-        """Save the records in one transaction (runs are upserted by id, states and logs
-        appended); `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`)."""
-        ...
-
-    def flow_run(self, run_id: str) -> FlowRunRecord | None: ...
-
-    def flow_runs(
-        self, *, state_type: str | None = None, name: str | None = None, limit: int = 50
-    ) -> list[FlowRunRecord]:
-        """The newest runs first, optionally of one state type or flow name."""
-        ...
-
-    def flow_run_by_key(self, run_key: str) -> FlowRunRecord | None: ...
-
-    def task_runs(self, flow_run_id: str) -> list[TaskRunRecord]:
-        """A flow run's task runs, in the order they were created."""
-        ...
-
-    def completed_task_run(self, flow_run_id: str, key: str) -> TaskRunRecord | None:
-        """The call's run if it completed: what a resumed flow reuses instead of running."""
-        ...
-
-    def states(self, run_id: str) -> list[StateRecord]: ...
-
-    def logs(
-        self, flow_run_id: str, *, after: int = 0, limit: int | None = None
-    ) -> list[LogRecord]:
-        """A flow run's log records (its tasks' too) in order, those after `seq` `after`."""
-        ...
-
-    def cache_get(self, key: str) -> tuple[str, float, float | None, Encoded] | None:
-        """The task cache's entry for `key`: (task name, created, expires, value)."""
-        ...
-
-    def cache_put(
-        self, key: str, task_name: str, created: float, expires: float | None, value: Encoded
-    ) -> None:
-        """Keep a task result in the cache under `key`, replacing any entry there."""
-        ...
-
-    def cache_clear(self, task_name: str | None = None) -> int:
-        """Forget the cache entries (of one task, or all); returns how many were removed."""
-        ...
-
-    def heartbeat(self, run_ids: Iterable[str], at: float, worker: str) -> None:
-        """Say these runs are alive, run by `worker`, at time `at`."""
-        ...
-
-    def stale_runs(self, before: float) -> list[FlowRunRecord]:
-        """Runs not ended (nor paused) whose last heartbeat is older than `before`."""
-        ...
-
-    def write_atoms(
-        self,
-        *,
-        flow_runs: Iterable[FlowRunRecord] = (),
-        states: Iterable[StateRecord] = (),
-        atom_runs: Iterable[AtomRunRecord] = (),
-        atoms: Iterable[AtomRecord] = (),
-        histories: Iterable[RetryHistoryRecord] = (),
-    ) -> None:
-        """Save what an atoms run did in one transaction: runs and atoms are upserted, states
-        appended, and each history given replaces that controller's tries."""
-        ...
-
-    def atom_run(self, run_id: str) -> AtomRunRecord | None:
-        """An atoms run's own data; None when `run_id` is not an atoms run."""
-        ...
-
-    def atoms(self, run_id: str) -> list[AtomRecord]:
-        """An atoms run's atoms and controllers, in the flow's order."""
-        ...
-
-    def retry_histories(self, run_id: str) -> list[RetryHistoryRecord]:
-        """The history of each controller of an atoms run that has tried its scope."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class SQLStore(OperationsQueries):
+class SQLStore(OperationsQueries, AtomQueries, Pruning, ViewQueries):
     """The queries, over a DB-API connection used by one thread at a time."""
 
     placeholder = "?"
@@ -217,7 +130,11 @@ class SQLStore(OperationsQueries):
         files = self.files
         assert files is not None
         limit = files.inline_limit
-        if not any(row[i + 1] is not None and len(row[i + 1]) > limit for i in at):
+        for i in at:  # a loop, not any(<generator>): this runs for every row written
+            blob = row[i + 1]
+            if blob is not None and len(blob) > limit:
+                break
+        else:
             return row
         changed = list(row)
         for i in at:
@@ -262,70 +179,6 @@ class SQLStore(OperationsQueries):
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
             cur.execute(statement(self.placeholder, len(chunk)), [v for r in chunk for v in r])
-
-    def write_atoms(
-        self,
-        *,
-        flow_runs: Iterable[FlowRunRecord] = (),
-        states: Iterable[StateRecord] = (),
-        atom_runs: Iterable[AtomRunRecord] = (),
-        atoms: Iterable[AtomRecord] = (),
-        histories: Iterable[RetryHistoryRecord] = (),
-    ) -> None:
-        p = self.placeholder
-        flows = [sql.flow_row(r) for r in flow_runs]
-        changes = [sql.state_row(r) for r in states]
-        runs = [atom_sql.atom_run_row(r) for r in atom_runs]
-        rows = [atom_sql.atom_row(r) for r in atoms]
-        replaced = list(histories)
-        tries = [
-            atom_sql.try_row(h.run_id, h.controller, i, t)
-            for h in replaced
-            for i, t in enumerate(h.tries)
-        ]
-        with self._transaction() as cur:
-            if flows:
-                cur.executemany(sql.upsert_flow_run(p), flows)
-            if changes:
-                cur.executemany(sql.insert_state(p), changes)
-            if runs:
-                cur.executemany(atom_sql.upsert_atom_run(p), runs)
-            if rows:
-                cur.executemany(atom_sql.upsert_atom(p), rows)
-            if replaced:
-                cur.executemany(
-                    atom_sql.delete_tries(p), [(h.run_id, h.controller) for h in replaced]
-                )
-            if tries:
-                cur.executemany(atom_sql.insert_try(p), tries)
-
-    def atom_run(self, run_id: str) -> AtomRunRecord | None:
-        rows = self._query(
-            f"SELECT {atom_sql.ATOM_RUN_COLUMNS} FROM reflow_atom_runs "
-            f"WHERE run_id = {self.placeholder}",
-            (run_id,),
-        )
-        return atom_sql.atom_run_record(rows[0]) if rows else None
-
-    def atoms(self, run_id: str) -> list[AtomRecord]:
-        rows = self._query(
-            f"SELECT {atom_sql.ATOM_COLUMNS} FROM reflow_atoms WHERE run_id = {self.placeholder} "
-            "ORDER BY position",
-            (run_id,),
-        )
-        return [atom_sql.atom_record(r) for r in rows]
-
-    def retry_histories(self, run_id: str) -> list[RetryHistoryRecord]:
-        rows = self._query(
-            f"SELECT {atom_sql.TRY_COLUMNS} FROM reflow_retry_histories "
-            f"WHERE run_id = {self.placeholder} ORDER BY controller, try_index",
-            (run_id,),
-        )
-        found: dict[str, RetryHistoryRecord] = {}
-        for row in rows:
-            controller, each = atom_sql.try_record(row)
-            found.setdefault(controller, RetryHistoryRecord(run_id, controller)).tries.append(each)
-        return list(found.values())
 
     def _query(self, statement: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._transaction() as cur:
@@ -485,6 +338,26 @@ class SQLStore(OperationsQueries):
                     (run_id, "flow", "Crashed", "CRASHED", at, message, 0, None, None),
                 )
             return changed
+
+    def take_over(
+        self, expected: FlowRunRecord, state: str, state_type: str, worker: str, at: float
+    ) -> bool:
+        """Make `worker` the run's holder, in `state`, if its row is still as `expected` says
+        (state, worker, heartbeat, last update): one compare-and-set statement, so of two
+        processes taking over the same run, one wins and the other gets False."""
+        p = self.placeholder
+        with self._transaction() as cur:
+            cur.execute(
+                f"UPDATE reflow_flow_runs SET state = {p}, state_type = {p}, worker = {p}, "
+                f"heartbeat = {p}, updated = {p} WHERE id = {p} AND state = {p} AND "
+                f"COALESCE(worker, '') = {p} AND COALESCE(heartbeat, -1) = {p} AND updated = {p}",
+                (
+                    state, state_type, worker, at, at, expected.id, expected.state,
+                    expected.worker or "",
+                    -1 if expected.heartbeat is None else expected.heartbeat, expected.updated,
+                ),
+            )  # fmt: skip
+            return bool(cur.rowcount == 1)
 
     def claim(self, worker: str, at: float) -> FlowRunRecord | None:
         """Take the oldest queued (or crashed) run for `worker`, or None: one statement, so no

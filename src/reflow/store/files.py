@@ -4,7 +4,9 @@ A result whose encoded bytes pass the store's `inline_limit` is written to a fil
 SHA-256 under the store's results folder (`reflow.db` keeps them in `reflow-results/`), and
 its row holds a reference: encoding `file:json` or `file:pickle`, and `{"file", "sha256",
 "size"}` as JSON. The file is written (to a temporary name, synced, then renamed) before the
-row is committed, so a committed row never names a missing file. Reading checks the digest:
+row is committed, so a committed row never names a missing file (a file already there is
+touched instead, which keeps `Pruning.collect_result_files` from taking it). Reading checks
+the digest:
 a file changed since it was written is refused; a pickle inside is checked again by its
 HMAC when decoded.
 """
@@ -38,7 +40,7 @@ class ResultFiles:
         digest = hashlib.sha256(data).hexdigest()
         name = f"{digest[:2]}/{digest}"
         path = self.folder / name
-        if not path.exists():
+        if not _touched(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f".{digest}.{os.getpid()}.partial")
             with open(partial, "wb") as file:
@@ -66,3 +68,13 @@ class ResultFiles:
                 "match the store's): refusing to load it"
             )
         return Encoded(encoding.removeprefix(PREFIX), data)  # type: ignore[arg-type]
+
+
+def _touched(path: Path) -> bool:
+    """Mark an existing file as just used (a collector spares files younger than its grace
+    period, and puts back one touched while it looked); False when there is no such file."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from reflow.flow.persistence import StoredCall
 from reflow.store.base import SQLStore
+from reflow.store.claims import take_over
 from reflow.store.flow_paths import SCRIPT_MODULE as SCRIPT_MODULE
 from reflow.store.flow_paths import find_flow as find_flow
 from reflow.store.flow_paths import flow_path as flow_path
@@ -54,6 +55,7 @@ class StorePersistence:
         self.recorder = Recorder(store, codec)
         self._completed: dict[str, dict[str, Any]] = {}
         self._paused: dict[str, set[str]] = {}  # flow run id -> keys of calls left Paused
+        self._tries: dict[str, dict[str, list[Any]]] = {}  # resumed run -> recorded histories
         self._alive: set[str] = set()  # root runs of this process that are running
         self._runs: dict[str, Any] = {}  # every running run of this process (cancel requests)
         self._reopened: set[str] = set()  # runs taken from the store, about to begin
@@ -114,7 +116,22 @@ class StorePersistence:
         result = self.codec.decode(record.result) if record.result is not None else None
         return record.id, record.state, result, record.error
 
+    def keep_tries(self, flow_run_id: str, controller: str, tries: list[Any]) -> None:
+        from reflow.store.histories import history_record
+
+        record = history_record(self.codec, flow_run_id, controller, tries)
+        try:
+            self.store.write_atoms(histories=[record])
+        except Exception as exc:  # never silent: logged, and the run's end raises StoreError
+            logger.exception("reflow: writing the retry history of flow run %s failed", flow_run_id)
+            self.recorder.errors.append(exc)
+            self.recorder._failed.setdefault(self.recorder.root_of(flow_run_id) or flow_run_id, exc)
+
+    def tries(self, flow_run_id: str, controller: str) -> list[Any]:
+        return self._tries.pop(flow_run_id, {}).get(controller, [])
+
     def resume(self, run_id: str, flow: Any = None) -> Any:
+        self.recorder.flush()  # a run of this process may not be written yet: it is now
         record = self.store.flow_run(run_id)
         if record is None:
             raise LookupError(f"no flow run {run_id!r} in {self.store!r}")
@@ -136,8 +153,17 @@ class StorePersistence:
                 "resume it with its own flow, or with reflow.resume(run_id)"
             )
         args, kwargs = self.codec.decode(record.call)
+        take_over(self, record, "Pending", "flow run")  # RunHeld while another process runs it
+        if getattr(flow, "retry", None) is not None and record.state_type != "FAILED":
+            self._tries[run_id] = self._recorded_tries(run_id)  # a failed run's start afresh
         self._reopened.add(run_id)  # its begin looks up what it did before
         return flow._resume_stored(run_id, tuple(args), dict(kwargs), self, record.run_key)
+
+    def _recorded_tries(self, run_id: str) -> dict[str, list[Any]]:
+        """The run's controllers' histories, as tries, by controller name."""
+        from reflow.store.histories import tries_of
+
+        return {h.controller: tries_of(self.codec, h) for h in self.store.retry_histories(run_id)}
 
     def _keep_alive(self, run_id: str) -> None:
         """Beat for this run until it ends, so other processes can tell it is not dead."""
@@ -383,6 +409,7 @@ def resume(run_id: str, store: Any = None) -> Any:
 
     Task calls that completed before return their stored results without running; the rest
     run. The flow is found by the path recorded with the run (its module must be importable).
+    A run that another live process is running is refused with `RunHeld` (nothing runs).
     """
     kept = persistence(True, store)
     assert kept is not None

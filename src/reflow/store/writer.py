@@ -85,15 +85,17 @@ class Recorder:
         self._failed: dict[str, BaseException] = {}  # root run id -> its first failed write
         self._deferred: dict[str, tuple[events.StateChange, Encoded | None, float]] = {}
         """Task runs whose last change (not an end) is held back: (event, result, since)."""
-        self.atom_writer: Callable[[list[events.StateChange]], None] | None = None
-        """Writes a batch's atom state changes (of the atoms runs it tracks); set by
-        `reflow.store.atoms`. Without it, atom events are not recorded."""
+        self._atoms: deque[tuple[Any, ...]] = deque()  # kept atoms runs' changes
+        self.atom_writer: Callable[[list[tuple[Any, ...]]], None] | None = None
+        """Writes a batch's atom state changes (`enqueue_atom`'s); set by
+        `reflow.store.atoms`."""
 
-    def track(self, flow_run_id: str, root_id: str | None = None) -> None:
-        """Record this flow run from now on (its task runs and subflows with it)."""
+    def track(self, flow_run_id: str, root_id: str | None = None, *, listen: bool = True) -> None:
+        """Record this flow run from now on (its task runs and subflows with it). `listen=False`:
+        its changes are handed over (`enqueue_atom`: an atoms run's), not heard from events."""
         with self._lock:
             self._tracked.setdefault(flow_run_id, root_id or flow_run_id)
-            if self._subscription is None:
+            if listen and self._subscription is None:
                 self._subscription = events.subscribe(self._on_event)
                 runlog.add_sink(self._log_sink)
             if self._writer is None:
@@ -101,6 +103,13 @@ class Recorder:
                     target=self._write_loop, name="reflow-store-writer", daemon=True
                 )
                 self._writer.start()
+
+    def enqueue_atom(self, change: tuple[Any, ...]) -> None:
+        """Write this atom state change with the next batch, through `atom_writer`: an atoms
+        run's keeper hands its changes over as plain tuples, not through the events bus."""
+        self._atoms.append(change)
+        if not self._wake.is_set():
+            self._wake.set()
 
     def tracks(self, run_id: str) -> bool:
         return run_id in self._tracked
@@ -136,8 +145,8 @@ class Recorder:
     def _on_event(self, event: events.Event) -> None:
         if type(event) is not events.StateChange:
             return
-        if event.run_kind == "atom" and self.atom_writer is None:
-            return
+        if event.run_kind == "atom":
+            return  # an atoms run's keeper hands its changes over (enqueue_atom)
         tracked = self._tracked
         if event.run_id not in tracked and event.parent_id not in tracked:
             return
@@ -147,8 +156,7 @@ class Recorder:
         state = event.state
         # A result is encoded as the run completes, in the run's thread: what is stored is the
         # value as it was returned, not as later code may have changed it.
-        completed = state.type is _COMPLETED and event.run_kind != "atom"
-        encoded = self._encode(state.data) if completed else None
+        encoded = self._encode(state.data) if state.type is _COMPLETED else None
         self._pending.append((event, encoded))
         if not self._wake.is_set():
             self._wake.set()
@@ -212,7 +220,7 @@ class Recorder:
                         self._drain(final=False)
                     continue
                 with self._lock:
-                    if not self._tracked and not self._pending:
+                    if not self._tracked and not self._pending and not self._atoms:
                         self._writer = None  # the next tracked run starts another
                         return
                 continue
@@ -232,18 +240,21 @@ class Recorder:
             item = pending.popleft()
             kind = type(item)
             (batch if kind is tuple else logs if kind is LogRecord else begun).append(item)
-        if not (batch or logs or begun or self._deferred):
+        atom_changes, atoms = self._atoms, []  # after the flow runs': what came before is in
+        while atom_changes:
+            atoms.append(atom_changes.popleft())
+        if not (batch or logs or begun or atoms or self._deferred):
             return
         if self._closed:
             logger.warning(
                 "reflow: %d state change(s) of a run still going at exit are not written to "
-                "%r (it was closed)", len(batch) + len(begun), self.store,
+                "%r (it was closed)", len(batch) + len(begun) + len(atoms), self.store,
             )  # fmt: skip
             return
         try:
-            self._write(batch, logs, begun, final)
+            self._write(batch, logs, begun, final, atoms)
         except Exception as exc:  # never silent: logged, kept, and told at the end
-            self._record_failure(batch, logs, begun, exc)
+            self._record_failure(batch + atoms, logs, begun, exc)
 
     def _record_failure(
         self, batch: list[Any], logs: list[LogRecord], begun: list[Begun], exc: BaseException
@@ -254,7 +265,10 @@ class Recorder:
             len(batch) + len(begun), len(logs),
         )  # fmt: skip
         tracked = self._tracked
-        ids = [(e.run_id, e.parent_id or "") for e, _ in batch]
+        ids = [  # (event, encoded) pairs, and atom changes (their atoms run's id first)
+            (item[0].run_id, item[0].parent_id or "") if len(item) == 2 else (item[0], "")
+            for item in batch
+        ]
         ids += [(r.flow_run_id, "") for r in logs]
         ids += [(b.run.id, b.run.parent_id or "") for b in begun]
         for run_id, parent_id in ids:
@@ -268,21 +282,20 @@ class Recorder:
         logs: list[LogRecord],
         begun: list[Begun],
         final: bool = True,
+        atoms: list[tuple[Any, ...]] | None = None,
     ) -> None:
         """One transaction: each run's record as of its last change in the batch (with what
         it began with, for a run that began in it); a flow run's changes as rows of their own,
-        a task run's inside its record; the logs.
+        a task run's inside its record; the logs. Atoms runs' changes go to their own writer,
+        in a transaction of their own.
 
         Unless `final`, a task run whose last change is not an end (Pending, Running, ...) is
         held back, for `hold_seconds` at most: in a map most runs end by then, and their row is
         written once, not once Pending and again Completed."""
-        if self.atom_writer is not None:  # atoms runs' changes go to their own writer
-            atoms = [e for e, _ in batch if e.run_kind == "atom"]
-            if atoms:
-                self.atom_writer(atoms)
-                batch = [(e, x) for e, x in batch if e.run_kind != "atom"]
-                if not batch and not logs and not begun and not self._deferred:
-                    return
+        if atoms and self.atom_writer is not None:
+            self.atom_writer(atoms)
+        if not batch and not logs and not begun and not self._deferred:
+            return
         states = [s for b in begun for s in b.states]
         states += [_flow_state(e) for e, _ in batch if e.run_kind == "flow"]
         held, self._deferred = self._deferred, {}
