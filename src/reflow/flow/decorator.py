@@ -773,8 +773,10 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     Options: `name`, `description`, `version`, `retries`, `retry_delay_seconds`,
     `timeout_seconds`, `executor` (default: a `ThreadExecutor` per run, or the executor that
     `REFLOW_EXECUTOR` names), `reference_tasks`, `validate_parameters`, the hooks
-    `on_completion`, `on_failure`, `on_cancellation`, `on_crashed`, and `retry` (a retry
-    controller from reflow.atoms, instead of `retries`).
+    `on_completion`, `on_failure`, `on_cancellation`, `on_crashed`, `retry` (a retry
+    controller from reflow.atoms, instead of `retries`), and where runs are kept: `store` (a
+    path, URL or store; default: the default store, `$REFLOW_HOME/reflow.db`) or
+    `persist=False` (in memory only).
     """
     if fn is not None:
         return _make(fn, options)
