@@ -212,22 +212,25 @@ class Recorder:
         self._deferred.clear()
 
     def _write_loop(self) -> None:
+        wait = self.idle_exit
         while True:
-            deferred = bool(self._deferred)  # they are written one interval later, at most
-            if not self._wake.wait(self.commit_interval if deferred else self.idle_exit):
-                if deferred:
-                    with self._draining:
-                        self._drain(final=False)
-                    continue
-                with self._lock:
-                    if not self._tracked and not self._pending and not self._atoms:
-                        self._writer = None  # the next tracked run starts another
-                        return
-                continue
-            time.sleep(self.commit_interval)  # gather (a flush writes at once, itself)
-            self._wake.clear()
+            if not self._wake.wait(wait):
+                if not self._deferred:
+                    with self._lock:
+                        if not self._tracked and not self._pending and not self._atoms:
+                            self._writer = None  # the next tracked run starts another
+                            return
+            else:
+                time.sleep(self.commit_interval)  # gather (a flush writes at once, itself)
+                self._wake.clear()
             with self._draining:
-                self._drain(final=False)
+                self._drain(final=False)  # with what was held back long enough
+                deferred = self._deferred
+                oldest = next(iter(deferred.values()))[2] if deferred else None
+            if oldest is None:
+                wait = self.idle_exit
+            else:  # until the oldest held change is due
+                wait = max(0.01, oldest + self.hold_seconds - time.monotonic())
 
     def _drain(self, final: bool) -> None:
         """Write what is pending, as one transaction (the caller holds `_draining`); unless
@@ -298,15 +301,18 @@ class Recorder:
             return
         states = [s for b in begun for s in b.states]
         states += [_flow_state(e) for e, _ in batch if e.run_kind == "flow"]
-        held, self._deferred = self._deferred, {}
-        since = {run_id: item[2] for run_id, item in held.items()}
-        last = {run_id: item[:2] for run_id, item in held.items()}  # older than the batch
-        last.update((e.run_id, (e, encoded)) for e, encoded in batch)  # one record per run
-        now = time.monotonic()
-        too_old = now - self.hold_seconds
+        last = {e.run_id: (e, encoded) for e, encoded in batch}  # one record per run
         flows = [self.begun_record(b) for b in begun if b.run.id not in last]
         first = {b.run.id: b for b in begun if b.run.id in last}
         tasks: dict[tuple[str, str], tuple[Any, ...]] = {}  # one row per call: its last run
+        deferred, now = self._deferred, time.monotonic()
+        taken: dict[str, tuple[events.StateChange, Encoded | None, float]] = {}
+        if final:  # everything held is written, as the batch leaves it
+            taken, self._deferred = deferred, {}
+            deferred = self._deferred
+            for e, encoded, _ in taken.values():
+                row = task_row(e.run, e.state, encoded)
+                tasks[row[1], row[2]] = row
         for e, encoded in last.values():
             if e.run_kind == "flow":
                 record = self.flow_record(e.run, e.state, encoded)
@@ -315,18 +321,29 @@ class Recorder:
                     record.flow_path, record.call = began.flow_path, began.call
                     record.heartbeat, record.worker = began.heartbeat, began.worker
                 flows.append(record)
-            elif not final and not e.state.is_final() and since.get(e.run_id, now) > too_old:
-                self._deferred[e.run_id] = (e, encoded, since.get(e.run_id, now))
-            else:
+            elif final or e.state.is_final():
+                deferred.pop(e.run_id, None)
                 row = task_row(e.run, e.state, encoded)
                 tasks[row[1], row[2]] = row
+            else:  # held back; a run held already keeps its place and its time
+                held = deferred.get(e.run_id)
+                deferred[e.run_id] = (e, encoded, now if held is None else held[2])
+        too_old = now - self.hold_seconds
+        for run_id, (e, encoded, since) in deferred.items():  # the oldest first
+            if since > too_old:
+                break
+            taken[run_id] = (e, encoded, since)
+            row = task_row(e.run, e.state, encoded)
+            tasks[row[1], row[2]] = row
+        for run_id in taken:
+            deferred.pop(run_id, None)
         rows = list(tasks.values())
         if not (flows or rows or states or logs):
             return  # all held back
         try:
             self.store.write(flow_runs=flows, task_rows=rows, states=states, logs=logs)
         except Exception:
-            for run_id, item in held.items():  # not written: the next batch tries them again
+            for run_id, item in taken.items():  # not written: the next batch tries them again
                 self._deferred.setdefault(run_id, item)
             raise
 
