@@ -11,7 +11,10 @@ The run's end flushes that writer first, so the final state is committed last, b
 `run()` returns.
 
 Results are encoded with the store's `ResultCodec` (JSON, or HMAC-signed cloudpickle) and
-decoded, signatures checked, when a run is read back; failures are kept as text.
+decoded, signatures checked, when a run is read back; failures are kept as text. Secrets are
+masked in what is shown (the initial store as the run's `parameters`, errors, messages), and
+kept by name in what must come back (the initial store, results, controllers' values: the
+codec reads them again where the run resumes), never in clear.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 from reflow.atoms.failure import Failure
 from reflow.atoms.persistence import RecordedAtom, RecordedRun, Try
 from reflow.atoms.retry import History
-from reflow.secrets import redact_text
+from reflow.secrets import redact, redact_text
 from reflow.store import persistence as store_persistence
 from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
 from reflow.store.atom_sql import KeptAtom
@@ -109,7 +112,7 @@ class AtomsKeeper:
         now = time.time()
         record = FlowRunRecord(
             id=run_id, name=name, state="Running", state_type="RUNNING", created=now,
-            updated=now, parameters=dict(store), heartbeat=now,
+            updated=now, parameters=redact(store), heartbeat=now,
             worker=store_persistence.WORKER, run_key=run_key,
         )  # fmt: skip
         atom_run = AtomRunRecord(
@@ -233,7 +236,7 @@ class AtomsKeeper:
         )
         record.updated = now
         record.result = None if failed else self._encode(result, "its result")
-        record.error = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
+        record.error = redact_text(f"{type(errors[0]).__name__}: {errors[0]}") if errors else None
         run.atom_run.errors = [failure_dict(Failure(e)) for e in errors]
         try:
             self.store.write_atoms(
