@@ -336,11 +336,23 @@ class SQLStore(OperationsQueries, AtomQueries, Pruning, ViewQueries):
             return changed
 
     def take_over(
-        self, expected: FlowRunRecord, state: str, state_type: str, worker: str, at: float
+        self,
+        expected: FlowRunRecord,
+        state: str,
+        state_type: str,
+        worker: str,
+        at: float,
+        *,
+        clear_cancel: bool = False,
     ) -> bool:
         """Make `worker` the run's holder, in `state`, if its row is still as `expected` says
         (state, worker, heartbeat, last update): one compare-and-set statement, so of two
-        processes taking over the same run, one wins and the other gets False."""
+        processes taking over the same run, one wins and the other gets False.
+
+        `clear_cancel` (a resume asked for on purpose) also forgets the run's cancel request
+        made before the take-over (`at`), in the same transaction and only when this take-over
+        won: a request made once the run is taken over, or while another process wins it, is
+        kept, and that run's process cancels it."""
         p = self.placeholder
         with self._transaction() as cur:
             cur.execute(
@@ -353,7 +365,13 @@ class SQLStore(OperationsQueries, AtomQueries, Pruning, ViewQueries):
                     -1 if expected.heartbeat is None else expected.heartbeat, expected.updated,
                 ),
             )  # fmt: skip
-            return bool(cur.rowcount == 1)
+            won = bool(cur.rowcount == 1)
+            if won and clear_cancel:
+                cur.execute(
+                    f"DELETE FROM reflow_cancel_requests WHERE run_id = {p} AND requested <= {p}",
+                    (expected.id, at),
+                )
+            return won
 
     def claim(self, worker: str, at: float) -> FlowRunRecord | None:
         """Take the oldest queued (or crashed) run for `worker`, or None: one statement, so no

@@ -39,11 +39,15 @@ class RunHeld(StoreConflict):
         self.worker = worker
 
 
-def take_over(kept: Any, record: FlowRunRecord, state: str, kind: str) -> None:
+def take_over(
+    kept: Any, record: FlowRunRecord, state: str, kind: str, *, clear_cancel: bool = False
+) -> None:
     """Make this process the holder of the run `record` read (now in `state`, "Running" or
     "Pending"); `RunHeld` when a live process holds it, or another took it over first.
 
     `kept` is the run's `StorePersistence`; `kind` names the run in messages ("flow run").
+    `clear_cancel`: the take-over also forgets a cancel request made before it (a resume
+    asked for on purpose, `reflow runs resume`); a take-over that loses forgets nothing.
     """
     from reflow.store import persistence
 
@@ -52,7 +56,9 @@ def take_over(kept: Any, record: FlowRunRecord, state: str, kind: str) -> None:
     if _held(record, now, stale_after):
         raise _refusal(record, kind, now, stale_after)
     state_type = "RUNNING" if state == "Running" else "PENDING"
-    if kept.store.take_over(record, state, state_type, persistence.WORKER, now):
+    if kept.store.take_over(
+        record, state, state_type, persistence.WORKER, now, clear_cancel=clear_cancel
+    ):
         return
     current = kept.store.flow_run(record.id) or record
     raise _refusal(current, kind, now, stale_after, first=True)

@@ -116,7 +116,9 @@ class StorePersistence:
     def tries(self, flow_run_id: str, controller: str) -> list[Any]:
         return self._tries.pop(flow_run_id, {}).get(controller, [])
 
-    def resume(self, run_id: str, flow: Any = None) -> Any:
+    def resume(self, run_id: str, flow: Any = None, *, clear_cancel: bool = False) -> Any:
+        """Run the stored run again here (see `resume`); `clear_cancel`: a resume asked for
+        on purpose forgets the cancel request made before it took the run over."""
         record = self.store.flow_run(run_id)
         if record is None:
             raise LookupError(f"no flow run {run_id!r} in {self.store!r}")
@@ -138,7 +140,7 @@ class StorePersistence:
                 "resume it with its own flow, or with reflow.resume(run_id)"
             )
         args, kwargs = self.codec.decode(record.call)
-        take_over(self, record, "Pending", "flow run")  # RunHeld while another process runs it
+        take_over(self, record, "Pending", "flow run", clear_cancel=clear_cancel)  # or RunHeld
         if getattr(flow, "retry", None) is not None and record.state_type != "FAILED":
             self._tries[run_id] = self._recorded_tries(run_id)  # a failed run's start afresh
         return flow._resume_stored(run_id, tuple(args), dict(kwargs), self, record.run_key)
