@@ -1,6 +1,8 @@
 """`SQLStore`: the SQL implementation both backends share (they differ in how they connect,
-lock and spell a few types); `Store`, what the durability layer asks of a database, is in
-protocol.py."""
+lock and spell a few types): migrations, writing and reading runs, the cache, heartbeats,
+crash marking, taking a run over and claiming queued runs. Atoms runs, operations, pruning and
+the dashboard's queries are mixed in from modules of their own; `Store`, what the durability
+layer asks of a database, is in protocol.py."""
 
 from __future__ import annotations
 

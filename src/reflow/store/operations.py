@@ -7,7 +7,9 @@ their own migration (`reflow_cancel_requests`, `reflow_schedules`).
 Cancelling works across processes. A run that is not running anywhere (queued, crashed, paused)
 ends Cancelled at once, in the store. A running one gets a cancel request; the process running
 it reads the requests of its runs (at start, then about every second) and cancels them itself,
-so the run ends Cancelled through the flow engine, hooks included.
+so the run ends Cancelled through the flow engine, hooks included. A resume asked for on
+purpose (`reflow runs resume`) forgets the request made before it took the run over, in the
+take-over's own transaction (`SQLStore.take_over`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What a store keeps: plain records of flow runs, task runs and their state changes.
+"""What a store keeps: plain records of flow runs, task runs, their state changes and their
+log records (an atoms run's own records are in atom_records.py).
 
 They mirror the in-memory `FlowRun`, `TaskRun` and `State` objects with only data a database
 can hold: names and ids, JSON-able parameters, and results as `Encoded` bytes.

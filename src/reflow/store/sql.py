@@ -1,8 +1,12 @@
-"""The SQL both stores share: the schema, its migrations, and the queries.
+"""The SQL both stores share: the schema and its migrations, the statements and row
+conversions of flow runs, task runs, states, logs and the cache, and the store's errors
+(`StoreError`, `StoreConflict`). Other tables' SQL is beside its queries (atom_sql.py,
+operations.py, views.py, pruning.py).
 
-The schema is versioned in a `reflow_meta` table. Opening a store applies the migrations it
-lacks, in order, inside a transaction; they only ever add. A database with a newer version
-than this reflow knows, or one that is not a reflow database, is refused with a clear error.
+The schema is versioned in a `reflow_meta` table. Opening a store (`SQLStore._migrate`)
+applies the migrations it lacks, in order, inside a transaction; they only ever add. A
+database with a newer version than this reflow knows, or one that is not a reflow database,
+is refused with a clear error.
 """
 
 from __future__ import annotations

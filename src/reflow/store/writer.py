@@ -1,11 +1,12 @@
 """`Recorder`: writes the state changes of persisted flow runs to a store, in batches.
 
-It subscribes to `reflow.events`. A state change of a tracked flow run (or of its task runs
-and subflows) becomes a `StateRecord`, and the run's current record is upserted with it. A
-writer thread writes whatever has gathered in one transaction, then what gathered meanwhile
-(group commit): a busy flow pays one transaction per batch, not one per state, and a quiet one
-has each change written at once. `flush()` returns once everything published so far is
-written (a flow run's end is flushed before the flow returns).
+It subscribes to `reflow.events` and to the run loggers (`reflow.flow.runlog`). A state change
+of a tracked flow run (or of its task runs and subflows) becomes a `StateRecord`, and the run's
+current record is upserted with it; a log record of it becomes a `LogRecord`. Atoms runs hand
+their changes over directly (`enqueue_atom`), written by `atom_writer`. A writer thread writes
+what gathered over `commit_interval` (50 ms) in one transaction, at once when a flush waits: a
+busy flow pays one transaction per batch, not one per state. `flush()` returns once everything
+published so far is written (a flow run's end is flushed before the flow returns).
 """
 
 from __future__ import annotations
