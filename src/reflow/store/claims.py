@@ -14,6 +14,11 @@ A run that is Crashed, Paused, Failed, Cancelled or queued has no holder. Of two
 taking over the same run at the same moment, the compare-and-set lets exactly one through;
 the other gets `RunHeld`, as does one that finds a live holder. Nothing of the run runs
 before it is taken over.
+
+A process can be alive and still look dead from elsewhere (stopped, suspended, cut off from
+the database for longer than three heartbeats): then its run may be taken over. The take-over
+moves the run's epoch on, and the earlier holder's writes, fenced by the epoch it held the run
+under, stop at once (`reflow.store.fencing`: it ends the run with `RunTakenOver`).
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ class RunHeld(StoreConflict):
 
 def take_over(
     kept: Any, record: FlowRunRecord, state: str, kind: str, *, clear_cancel: bool = False
-) -> None:
+) -> int:
     """Make this process the holder of the run `record` read (now in `state`, "Running" or
-    "Pending"); `RunHeld` when a live process holds it, or another took it over first.
+    "Pending") and return the run's new epoch, which its writes are fenced by from now on
+    (`reflow.store.fencing`); `RunHeld` when a live process holds it, or another took it over
+    first.
 
     `kept` is the run's `StorePersistence`; `kind` names the run in messages ("flow run").
     `clear_cancel`: the take-over also forgets a cancel request made before it (a resume
@@ -56,10 +63,12 @@ def take_over(
     if _held(record, now, stale_after):
         raise _refusal(record, kind, now, stale_after)
     state_type = "RUNNING" if state == "Running" else "PENDING"
-    if kept.store.take_over(
+    epoch = kept.store.take_over(
         record, state, state_type, persistence.WORKER, now, clear_cancel=clear_cancel
-    ):
-        return
+    )
+    if epoch is not None:
+        kept.recorder.holds.hold(record.id, epoch, f"{kind} {record.id} ({record.name})")
+        return int(epoch)
     current = kept.store.flow_run(record.id) or record
     raise _refusal(current, kind, now, stale_after, first=True)
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from reflow.flow.persistence import StoredCall
 from reflow.store.base import SQLStore
 from reflow.store.claims import take_over
+from reflow.store.fencing import RunTakenOver
 from reflow.store.postgres import PostgresStore
 from reflow.store.records import StateRecord
 from reflow.store.results import ResultCodec, load_or_create_key
@@ -54,6 +55,7 @@ class StorePersistence:
         self._beating: threading.Thread | None = None
         self.cache: StoreCache | None = None
         """The task cache kept in this store (made when tasks first use it)."""
+        self.recorder.holds.on_lost.append(self._lost)
 
     def begin(self, flow_run: Any) -> None:
         record = self.recorder.flow_record(flow_run, flow_run.state)
@@ -70,7 +72,8 @@ class StorePersistence:
         root = self.recorder.root_of(parent) if parent is not None else None
         self.recorder.track(flow_run.id, root)
         self.recorder.flush()  # what was published before goes first
-        self.store.write(
+        holds = self.recorder.holds
+        lost = self.store.write(
             flow_runs=[record],
             states=[
                 StateRecord(
@@ -78,13 +81,20 @@ class StorePersistence:
                 )
                 for s in before
             ],
+            fences=holds.fences(self.recorder._tracked, [flow_run.id]),  # a resumed run's
         )  # the states from before it was tracked
+        if lost:  # taken over between its take-over here and now
+            holds.lose(lost)
+        elif parent is None and not holds.holds(flow_run.id):
+            holds.hold(flow_run.id, 0, f"flow run {flow_run.id} ({flow_run.name})")  # a new run
         stored = self.store.task_runs(flow_run.id)
         self._completed[flow_run.id] = {r.key: r for r in stored if r.state_type == "COMPLETED"}
         self._paused[flow_run.id] = {r.key for r in stored if r.state_type == "PAUSED"}
         self._runs[flow_run.id] = flow_run
         if parent is None and self.store.cancel_requested([flow_run.id]):
             flow_run.cancel()  # asked before it started (a queued run claimed meanwhile)
+        if (root or flow_run.id) in holds.lost:
+            flow_run.cancel()  # taken over already: it ends at once, with RunTakenOver
 
     def paused(self, flow_run_id: str, key: str) -> bool:
         return key in self._paused.get(flow_run_id, ())
@@ -106,8 +116,13 @@ class StorePersistence:
         from reflow.store.histories import history_record
 
         record = history_record(self.codec, flow_run_id, controller, tries)
+        holds = self.recorder.holds
         try:
-            self.store.write_atoms(histories=[record])
+            lost = self.store.write_atoms(
+                histories=[record], fences=holds.fences(self.recorder._tracked, [flow_run_id])
+            )
+            if lost:
+                holds.lose(lost)
         except Exception as exc:  # never silent: logged, and the run's end raises StoreError
             logger.exception("reflow: writing the retry history of flow run %s failed", flow_run_id)
             self.recorder.errors.append(exc)
@@ -173,7 +188,11 @@ class StorePersistence:
                     self._cancel_requested(alive)
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + heartbeat_seconds()
-                    self.store.heartbeat(alive, time.time(), WORKER)
+                    holds = self.recorder.holds
+                    fences = holds.fences({}, alive)
+                    lost = self.store.heartbeat(alive, time.time(), WORKER, fences=fences)
+                    if lost:  # taken over by another process: this one stops it
+                        holds.lose(lost)
             except Exception:  # logged; the next beat tries again
                 logger.exception("reflow: writing the heartbeat of %d run(s) failed", len(alive))
 
@@ -184,6 +203,14 @@ class StorePersistence:
                     if not flow_run.cancel_requested:
                         logger.info("reflow: flow run %s is cancelled (asked in the store)", run_id)
                     flow_run.cancel()
+
+    def _lost(self, root_id: str) -> None:
+        """Another process took the run over: stop it here (its tasks not started yet are
+        cancelled); its call raises `RunTakenOver` when it ends."""
+        self._alive.discard(root_id)
+        for flow_run in list(self._runs.values()):
+            if flow_run.id == root_id or self.recorder.root_of(flow_run.id) == root_id:
+                flow_run.cancel()
 
     def end(self, flow_run: Any) -> None:
         self._alive.discard(flow_run.id)
@@ -196,6 +223,8 @@ class StorePersistence:
         if not flow_run.state.is_paused():
             self._completed.pop(flow_run.id, None)
             self._paused.pop(flow_run.id, None)
+        if isinstance(failed, RunTakenOver):
+            raise failed
         if failed is not None:
             raise StoreError(
                 f"flow run {flow_run.id} ({flow_run.name}) ended {flow_run.state.name}, but "

@@ -53,6 +53,9 @@ class FlowRunRecord:
     """Where the flow function is (`module:qualname`), to import it again on resume."""
     call: Encoded | None = None
     """The call's arguments (args, kwargs), encoded as results are, to run it again."""
+    epoch: int = 0
+    """Moved on by each take-over of the run: its holder writes it under the epoch it took
+    it over at, and nothing once that moved on (`reflow.store.fencing`)."""
 
 
 @dataclass(slots=True)

@@ -6,7 +6,9 @@ current record is upserted with it; a log record of it becomes a `LogRecord`. At
 their changes over directly (`enqueue_atom`), written by `atom_writer`. A writer thread writes
 what gathered over `commit_interval` (50 ms) in one transaction, at once when a flush waits: a
 busy flow pays one transaction per batch, not one per state. `flush()` returns once everything
-published so far is written (a flow run's end is flushed before the flow returns).
+published so far is written (a flow run's end is flushed before the flow returns). A batch is
+fenced by the epochs this process holds its runs under (`holds`, `reflow.store.fencing`): the
+rows of a run another process took over meanwhile are left out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from reflow.secrets import redact, redact_text
 from reflow.states import StateType
 from reflow.store import sql
 from reflow.store.base import Store
+from reflow.store.fencing import Holds
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord
 from reflow.store.results import Encoded, ResultCodec
 
@@ -59,6 +62,8 @@ class Recorder:
         self.atom_writer: Callable[[list[tuple[Any, ...]]], None] | None = None
         """Writes a batch's atom state changes (`enqueue_atom`'s); set by
         `reflow.store.atoms`."""
+        self.holds = Holds()
+        """The runs this process holds, by epoch: every write of theirs is fenced by it."""
 
     def track(self, flow_run_id: str, root_id: str | None = None, *, listen: bool = True) -> None:
         """Record this flow run from now on (its task runs and subflows with it). `listen=False`:
@@ -99,7 +104,8 @@ class Recorder:
                 self._subscription.unsubscribe()
                 self._subscription = None
                 runlog.remove_sink(self._on_log)
-            return self._failed.pop(root_id, None)
+            failed = self._failed.pop(root_id, None)
+        return self.holds.release(root_id) or failed  # lost: its writes were fenced off
 
     def failure_of(self, root_id: str) -> BaseException | None:
         """The first failed write of this root run's records, if any."""
@@ -230,7 +236,15 @@ class Recorder:
                 row = task_row(e.run, e.state, encoded)
                 tasks[row[1], row[2]] = row
         rows = list(tasks.values())
-        self.store.write(flow_runs=flows, task_rows=rows, states=states, logs=logs)
+        fences = self.holds.fences(
+            self._tracked, [f.id for f in flows], {r[1] for r in rows}, [s.run_id for s in states],
+            {r.flow_run_id for r in logs},
+        )  # fmt: skip
+        lost = self.store.write(
+            flow_runs=flows, task_rows=rows, states=states, logs=logs, fences=fences
+        )
+        if lost:  # another process took these runs over: their rows were left out
+            self.holds.lose(lost)
 
     def flow_record(
         self, flow_run: Any, state: Any, encoded: Encoded | None = None
