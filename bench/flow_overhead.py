@@ -6,16 +6,23 @@ Run it through `bench/run`, which makes the venv with the peers installed:
     bench/run flow --quick            # smoke run, under a minute
     bench/run flow --markdown FILE    # also write the report (markdown) to FILE
 
-Three workloads, each run by every framework, on the same trivial targets:
+Four workloads, each run by every framework that has flows (or the matching primitive), on
+the same trivial targets:
 
 - sequential: n chained task calls in one flow, each result feeding the next (x = inc(x));
 - map: a map of `inc` (x + 1) over range(n) in one flow, its results collected in a list;
 - map-retry: the same map of `flaky`, which fails its first attempt on every element and
-  returns x + 1 on the second (one retry, no delay).
+  returns x + 1 on the second (one retry, no delay);
+- tiny-flows: n calls of a flow of one task call (x = one(x), where `one` returns inc(x)): what
+  a flow run itself costs, its start and its end (for a kept run: a transaction per run).
 
 The frameworks (labels as in the report):
 
-- reflow: `@flow` / `@task`, its default executor (threads), `task.map(...).result()`;
+- reflow: `@flow(persist=False)` / `@task`, its default executor (threads),
+  `task.map(...).result()`: runs in memory;
+- reflow + SQLite: the same with `@flow`, no options: every run kept in the default store,
+  `$REFLOW_HOME/reflow.db` (REFLOW_HOME a fresh temporary folder); reflow + PostgreSQL: with
+  `store=` the database of REFLOW_BENCH_POSTGRES_URL (default: postgres@127.0.0.1:5432/test);
 - ThreadPoolExecutor floor: plain calls in a loop; `list(pool.map(fn, range(n)))` in a fresh
   `with ThreadPoolExecutor()` (default workers); map-retry retries by hand (try/except);
 - Dask delayed: `dask.delayed` chains / lists computed with the threaded scheduler; it has no
@@ -73,14 +80,15 @@ from typing import Any
 
 import _timing
 
-WORKLOADS = ("sequential", "map", "map-retry")
+WORKLOADS = ("sequential", "map", "map-retry", "tiny-flows")
 WORKLOAD_TITLES = {
     "sequential": "sequential: n chained task calls in one flow (x = inc(x))",
     "map": "map: inc (x + 1) mapped over range(n), results collected",
     "map-retry": "map-retry: flaky mapped over range(n); every element fails once, then succeeds",
+    "tiny-flows": "tiny-flows: n calls of a one-task flow (x = one(x)); us per flow run",
 }
-FULL_N = {"sequential": 1_000, "map": 10_000, "map-retry": 10_000}
-QUICK_N = {"sequential": 200, "map": 1_000, "map-retry": 1_000}
+FULL_N = {"sequential": 1_000, "map": 10_000, "map-retry": 10_000, "tiny-flows": 1_000}
+QUICK_N = {"sequential": 200, "map": 1_000, "map-retry": 1_000, "tiny-flows": 200}
 WARM_UP_N = 10  # elements of the untimed warm-up run
 FULL_SECONDS = 10.0  # a cell's timed runs stop once they took this long (--seconds)
 QUICK_SECONDS = 0.5
@@ -106,7 +114,9 @@ PREFECT = "prefect"
 TASKFLOW = "taskflow"
 FRAMEWORKS = [
     Framework(REFLOW, "reflow @flow (thread executor)", "reflow"),
-    Framework("reflow-sqlite", "reflow @flow, kept in SQLite (store=)", "reflow + SQLite"),
+    Framework(
+        "reflow-sqlite", "reflow @flow, kept in SQLite (the default store)", "reflow + SQLite"
+    ),
     Framework(
         "reflow-postgres", "reflow @flow, kept in PostgreSQL (store=)", "reflow + PostgreSQL"
     ),
@@ -116,22 +126,22 @@ FRAMEWORKS = [
         "distributed",
         "Dask distributed, LocalCluster(processes=False)",
         "Dask distributed",
-        {"sequential": 500, "map": 2_000, "map-retry": 2_000},
-        {"sequential": 100, "map": 500, "map-retry": 300},
+        {"sequential": 500, "map": 2_000, "map-retry": 2_000, "tiny-flows": 100},
+        {"sequential": 100, "map": 500, "map-retry": 300, "tiny-flows": 20},
     ),
     Framework(
         TASKFLOW,
         "TaskFlow, parallel engine",
         "TaskFlow",
-        {"sequential": 200, "map": 1_000, "map-retry": 200},
-        {"sequential": 50, "map": 100, "map-retry": 50},
+        {"sequential": 200, "map": 1_000, "map-retry": 200, "tiny-flows": 100},
+        {"sequential": 50, "map": 100, "map-retry": 50, "tiny-flows": 20},
     ),
     Framework(
         PREFECT,
         "Prefect 3, ThreadPoolTaskRunner",
         "Prefect",
-        {"sequential": 200, "map": 500, "map-retry": 200},
-        {"sequential": 30, "map": 50, "map-retry": 30},
+        {"sequential": 200, "map": 500, "map-retry": 200, "tiny-flows": 50},
+        {"sequential": 30, "map": 50, "map-retry": 30, "tiny-flows": 10},
         # Its runs after the first in a process were 5-30 times slower here (its server falls
         # behind on the events of the earlier ones): more runs cost minutes and never win.
         max_runs=1,
@@ -187,10 +197,11 @@ def flaky_retried_by_hand(x: int) -> int:
 
 
 def check_result(workload: str, n: int, result: Any) -> None:
-    want: Any = n if workload == "sequential" else list(range(1, n + 1))
-    got = result if workload == "sequential" else list(result)
+    chained = workload in ("sequential", "tiny-flows")
+    want: Any = n if chained else list(range(1, n + 1))
+    got = result if chained else list(result)
     if got != want:
-        shown = repr(result) if workload == "sequential" else f"{type(result).__name__} {result!r}"
+        shown = repr(result) if chained else f"{type(result).__name__} {result!r}"
         raise AssertionError(f"wrong result for n={n}: {shown[:200]}")
     if workload == "map-retry" and _flaky_failures != n:
         raise AssertionError(f"{_flaky_failures} first attempts failed, not {n}")
@@ -209,9 +220,13 @@ class Impl(_timing.Impl):
     def map_retry(self, n: int) -> Any:
         raise NotImplementedError
 
+    def tiny_flows(self, n: int) -> Any:
+        raise _timing.NotApplicable("it has no flows to call one by one")
+
 
 def flows_of(flow: Callable[[Any], Any], inc_task: Any, flaky_task: Any) -> tuple[Any, ...]:
-    """The three workloads as flows, for the frameworks with Prefect's API (reflow, Prefect)."""
+    """The four workloads as flows (the last: a function calling a flow n times), for the
+    frameworks with Prefect's API (reflow, Prefect)."""
 
     @flow
     def sequential(n: int) -> int:
@@ -228,23 +243,38 @@ def flows_of(flow: Callable[[Any], Any], inc_task: Any, flaky_task: Any) -> tupl
     def mapped_retry(n: int) -> list[int]:
         return flaky_task.map(range(n)).result()
 
-    return sequential, mapped, mapped_retry
+    @flow
+    def one(x: int) -> int:
+        return inc_task(x)  # type: ignore[no-any-return]
+
+    def tiny_flows(n: int) -> int:
+        x = 0
+        for _ in range(n):
+            x = one(x)
+        return x
+
+    return sequential, mapped, mapped_retry, tiny_flows
 
 
 class ReflowImpl(Impl):
     def __init__(self) -> None:
+        import functools
+
         from reflow import flow, task
         from reflow.executors import ThreadExecutor
 
-        self.note = f"its default executor, a {ThreadExecutor()!r} per flow run"
-        self.sequential, self.map, self.map_retry = flows_of(  # type: ignore[method-assign]
-            flow, task(inc), task(retries=1, retry_delay_seconds=0)(flaky)
+        self.note = f"persist=False; its default executor, a {ThreadExecutor()!r} per flow run"
+        self.sequential, self.map, self.map_retry, self.tiny_flows = flows_of(  # type: ignore[method-assign]
+            functools.partial(flow, persist=False),
+            task(inc),
+            task(retries=1, retry_delay_seconds=0)(flaky),
         )
 
 
 class ReflowStoredImpl(Impl):
-    """reflow with every run kept in a store: a fresh SQLite file in a temporary folder (its
-    default kind of store), or the PostgreSQL database of REFLOW_BENCH_POSTGRES_URL."""
+    """reflow with every run kept in a store: the default one (`@flow` with no options, so
+    SQLite in `$REFLOW_HOME`, a fresh temporary folder), or with `store=` the PostgreSQL
+    database of REFLOW_BENCH_POSTGRES_URL."""
 
     backend = "sqlite"
 
@@ -253,17 +283,19 @@ class ReflowStoredImpl(Impl):
 
         from reflow import flow, task
 
+        os.environ["REFLOW_HOME"] = tempfile.mkdtemp(prefix="reflow-bench-")
+        os.environ.pop("REFLOW_STORE", None)
+        keep: Any = flow
         if self.backend == "sqlite":
-            home = tempfile.mkdtemp(prefix="reflow-bench-")
-            os.environ["REFLOW_HOME"] = home
-            store = os.path.join(home, "runs.db")
+            self.note = "no options: the default store, $REFLOW_HOME/reflow.db; all kept"
         else:
             store = os.environ.get(
                 "REFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
             )
-        self.note = f"store={store.split('@')[-1]!r}: every state, result and run kept"
-        self.sequential, self.map, self.map_retry = flows_of(  # type: ignore[method-assign]
-            functools.partial(flow, store=store),
+            keep = functools.partial(flow, store=store)
+            self.note = f"store={store.split('@')[-1]!r}: every state, result and run kept"
+        self.sequential, self.map, self.map_retry, self.tiny_flows = flows_of(  # type: ignore[method-assign]
+            keep,
             task(inc),
             task(retries=1, retry_delay_seconds=0)(flaky),
         )
@@ -289,6 +321,9 @@ class ThreadPoolImpl(Impl):
     def map_retry(self, n: int) -> list[int]:
         with ThreadPoolExecutor() as pool:
             return list(pool.map(flaky_retried_by_hand, range(n)))
+
+    def tiny_flows(self, n: int) -> int:
+        return self.sequential(n)  # a flow of one call is a call
 
 
 class DaskDelayedImpl(Impl):
@@ -402,7 +437,7 @@ class PrefectImpl(Impl):
         def prefect_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
             return prefect.task(cache_policy=NO_CACHE, persist_result=False, **options)
 
-        self.sequential, self.map, self.map_retry = flows_of(  # type: ignore[method-assign]
+        self.sequential, self.map, self.map_retry, self.tiny_flows = flows_of(  # type: ignore[method-assign]
             prefect.flow(persist_result=False),
             prefect_task()(inc),
             prefect_task(retries=1, retry_delay_seconds=0)(flaky),

@@ -4,8 +4,9 @@ Run it with `make demo`. It fetches six pages from a simulated, flaky web server
 retry_delay_seconds=0), parses them concurrently, skips the empty one, and writes a report whatever
 happened (trigger=all_finished). The flow's reference tasks are fetch and parse, so the page that
 could not be fetched fails the flow run although the report itself completed. A table sums up
-every task run at the end. The run is kept in the embedded SQLite store ($REFLOW_HOME/reflow.db,
-.reflow/ here by default), and read back from it.
+every task run at the end. The run is kept, as every flow's is unless it says persist=False, in
+the embedded SQLite store ($REFLOW_HOME/reflow.db, .reflow/ here by default), and read back from
+it.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def report(titles: list[Any]) -> str:
     return f"{len(parsed)} parsed ({', '.join(parsed)}), {skipped} skipped, {len(failed)} failed"
 
 
-@flow(reference_tasks=[fetch, parse], persist=True)
+@flow(reference_tasks=[fetch, parse])
 def crawl(pages: list[str]) -> str:
     html = fetch.map(pages)  # one run per page, concurrently
     titles = parse.map(html)  # parse-0[i] starts as soon as fetch-0[i] is done

@@ -17,7 +17,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def reflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def suite_reflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A REFLOW_HOME for the whole run (signing key, default store): never the repository."""
     home = tmp_path_factory.mktemp("reflow-home")
     mp = pytest.MonkeyPatch()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,25 @@ async def test_async_waits_are_recorded(reflow_clock: VirtualClock) -> None:
         await fetch()
     assert calls == 3
     assert reflow_clock.waits == [5, 7]
+
+
+def test_reflow_home_fixture_keeps_a_tests_runs_in_its_own_folder(
+    reflow_home: Path, tmp_path: Path
+) -> None:
+    from reflow import flow, task
+    from reflow.store import SQLiteStore
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def doubled(x: int) -> int:
+        return double(x)
+
+    assert reflow_home.parent == tmp_path
+    run = doubled.run(4)
+    with SQLiteStore(reflow_home / "reflow.db") as store:
+        record = store.flow_run(run.id)
+        assert record is not None
+        assert record.state == "Completed"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +73,15 @@ Subscriber = Callable[[Event], object]
 subscribers: tuple[Subscriber, ...] = ()
 """The current subscribers; replaced whole under a lock, so publishing never locks."""
 _lock = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    """A forked child gets a lock of its own (another thread may have held this one)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 class Subscription:

@@ -44,7 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
             "reflow's folder: the default store `reflow.db`, the signing key, `secrets.toml`"),
     Setting("store", "REFLOW_STORE", None, "store URL",
             "where runs are kept: `sqlite:///path`, a file path, `postgresql://...`, or `memory`; "
-            "unset: `$REFLOW_HOME/reflow.db` (flows keep runs when they ask, the CLI always)"),
+            "unset: `$REFLOW_HOME/reflow.db` (every flow without `store=` or `persist=False`)"),
     Setting("log_level", "REFLOW_LOG_LEVEL", "INFO", "level",
             "the level of the console log handler (`reflow.logging.configure()`, the CLI): "
             "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
@@ -186,18 +186,36 @@ def load(environ: Mapping[str, str] | None = None, config: Path | None = None) -
 
 _cache: tuple[Any, Settings] | None = None
 _lock = threading.Lock()
+_WATCHED = (*(s.env for s in SETTINGS), "REFLOW_CONFIG")
+"""The variables the settings depend on: the cache is rebuilt when one of them changes."""
+
+
+def _new_lock_after_fork() -> None:
+    """A forked child gets a lock of its own: one held by another thread at the fork would
+    never be released there."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def settings() -> Settings:
-    """The settings in force, rebuilt only when a `REFLOW_*` variable or `reflow.toml` changed."""
+    """The settings in force, rebuilt only when a `REFLOW_*` setting variable, the working
+    directory or `reflow.toml` changed."""
     global _cache
-    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("REFLOW_")))
-    path = config_path()
+    get = os.environ.get
+    env = tuple([get(name) for name in _WATCHED])  # every flow call reads this: no full scan
+    path = env[-1] or "reflow.toml"
     try:
-        stamp: Any = path.stat().st_mtime_ns
+        stamp: Any = os.stat(path).st_mtime_ns
     except OSError:
         stamp = None
-    key = (env, str(path.absolute()), stamp)
+    try:
+        where = os.getcwd()  # a relative reflow.toml (or home) depends on it
+    except OSError:
+        where = None
+    key = (env, where, stamp)
     cached = _cache
     if cached is not None and cached[0] == key:
         return cached[1]

@@ -26,6 +26,7 @@ import pytest
 from reflow import flow, get_run_context, task
 from reflow.atoms import FunctorTask, LinearFlow, run
 from reflow.store import RunTakenOver, SQLiteStore, open_store
+from reflow.store.persistence import persistence
 
 HERE = Path(__file__).parent
 SCRIPT = HERE / "fence_flows.py"
@@ -43,15 +44,25 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # --- in this process ---------------------------------------------------------------------------
 
 
+def written_so_far(db: str) -> None:
+    """This process's writer writes what it holds back now (a new run's first row waits for
+    the writer's next batch), as it would have some time later."""
+    kept = persistence(True, db)
+    assert kept is not None
+    kept.recorder.flush()
+
+
 def take_over_from_elsewhere(db: str, run_id: str) -> None:
     """What another process resuming the run does once its heartbeat looks stale."""
+    written_so_far(db)
     with open_store(db) as store:
         record = store.flow_run(run_id)
         assert record is not None
         assert store.take_over(record, "Pending", "PENDING", "elsewhere:42", time.time())
 
 
-def test_a_flow_run_taken_over_stops_writing_and_raises(db: str) -> None:
+@pytest.mark.parametrize("key", [None, "weekly-7"], ids=["new", "keyed"])
+def test_a_flow_run_taken_over_stops_writing_and_raises(db: str, key: str | None) -> None:
     ran: list[int] = []
 
     @task
@@ -67,7 +78,7 @@ def test_a_flow_run_taken_over_stops_writing_and_raises(db: str) -> None:
         return [step(i) for i in range(6)]
 
     with pytest.raises(RunTakenOver) as taken:
-        steps()
+        steps(run_key=key)  # a keyed run's row is written as it begins, a new one's later
 
     message = str(taken.value)
     assert "was taken over by elsewhere:42" in message
@@ -117,6 +128,7 @@ def test_a_run_cancelled_at_once_in_the_store_fences_off_a_process_that_still_ra
     def step(i: int) -> int:
         if i == 1:  # as if the run had been marked Crashed, then cancelled, meanwhile
             run_id = get_run_context().flow_run.id  # type: ignore[union-attr]
+            written_so_far(db)
             with open_store(db) as store:
                 store.mark_crashed(run_id, time.time(), "no heartbeat")
                 assert store.request_cancel(run_id, time.time(), "ops") == "cancelled"

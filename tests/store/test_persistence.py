@@ -74,19 +74,6 @@ def test_a_failed_run_keeps_its_error(tmp_path: Path) -> None:
     assert (run.state, run.error) == ("Failed", "ValueError: no disk")
 
 
-def test_runs_stay_in_memory_unless_asked(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    @flow
-    def pipeline() -> int:
-        return double(2)
-
-    assert pipeline() == 4
-    assert not (home / "reflow.db").exists()
-
-    monkeypatch.setenv("REFLOW_STORE", "memory")
-    assert pipeline.with_options(persist=True)() == 4
-    assert not (home / "reflow.db").exists()
-
-
 def test_persist_true_uses_the_default_store_in_reflow_home(home: Path) -> None:
     @flow(persist=True)
     def pipeline() -> int:

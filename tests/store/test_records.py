@@ -102,7 +102,7 @@ def test_run_logs_are_kept_with_their_task_runs(tmp_path: Path) -> None:
 
 
 def test_a_run_in_memory_keeps_no_logs_in_a_store(home: Path) -> None:
-    @flow
+    @flow(persist=False)
     def pipeline() -> int:
         reflow.get_run_logger().info("only printed")
         return 1

@@ -149,11 +149,11 @@ def resolve_run(store: Any, ref: str) -> Any:
 def load_target(target: str) -> Any:
     """The flow named `FILE.py:FLOW` (or `package.module:FLOW`, or `FILE.py` holding one flow).
 
-    A file is loaded the way a resumed run finds it again (`reflow.store.persistence.find_flow`),
+    A file is loaded the way a resumed run finds it again (`reflow.store.flow_paths.find_flow`),
     so runs made here can be resumed by `reflow runs resume` and by workers.
     """
     from reflow.flow import Flow
-    from reflow.store.persistence import find_flow, load_script
+    from reflow.store.flow_paths import find_flow, load_script
 
     where, sep, name = target.rpartition(":")
     if not sep:

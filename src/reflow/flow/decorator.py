@@ -18,6 +18,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 from reflow import events
 from reflow.executors.base import Executor, check_executor
 from reflow.executors.default import default_executor
+from reflow.flow import runlog
 from reflow.flow.arguments import resolve_call, upstreams
 from reflow.flow.engine import Engine
 from reflow.flow.errors import FlowPaused, ParameterError
@@ -389,14 +390,18 @@ class Flow(Generic[P, R]):
         self._finish(flow_run, state)
 
     def _persistence(self, flow_run: FlowRun) -> Any:
-        """How this run is kept: its own options, else its parent run's, else in memory."""
+        """How this run is kept: as its own options say; without any, as its parent run is (a
+        subflow), in memory in an attempt shipped to a worker process (only the flow's own
+        process writes), else in the default store."""
         if flow_run.persistence is None:
-            parent = context.runner.get()
-            inherited = getattr(getattr(parent, "flow_run", None), "persistence", None)
-            if self.persist is None and self.store is None and inherited is not None:
-                flow_run.persistence = inherited
-            else:
+            if self.persist is not None or self.store is not None:
                 flow_run.persistence = persistence_for(self.persist, self.store)
+            else:
+                parent = context.runner.get()
+                if isinstance(parent, Engine):
+                    flow_run.persistence = parent.flow_run.persistence
+                elif not runlog.in_shipped_attempt():
+                    flow_run.persistence = persistence_for(None, None)
         return flow_run.persistence
 
     def _engine(self, flow_run: FlowRun, loop: Any = None) -> tuple[Engine, Executor]:
@@ -768,8 +773,10 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     Options: `name`, `description`, `version`, `retries`, `retry_delay_seconds`,
     `timeout_seconds`, `executor` (default: a `ThreadExecutor` per run, or the executor that
     `REFLOW_EXECUTOR` names), `reference_tasks`, `validate_parameters`, the hooks
-    `on_completion`, `on_failure`, `on_cancellation`, `on_crashed`, and `retry` (a retry
-    controller from reflow.atoms, instead of `retries`).
+    `on_completion`, `on_failure`, `on_cancellation`, `on_crashed`, `retry` (a retry
+    controller from reflow.atoms, instead of `retries`), and where runs are kept: `store` (a
+    path, URL or store; default: the default store, `$REFLOW_HOME/reflow.db`) or
+    `persist=False` (in memory only).
     """
     if fn is not None:
         return _make(fn, options)

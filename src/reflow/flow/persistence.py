@@ -1,7 +1,8 @@
 """The seam the durability layer plugs into: how a flow run is kept, and found again.
 
 The flow layer never imports the store. `reflow/__init__` sets `factory`, which turns a flow's
-`persist=`/`store=` options into a `Persistence` (or None: the run stays in memory).
+`persist=`/`store=` options into a `Persistence` (or None: the run stays in memory). Runs are
+kept by default; `persist=False` (or `REFLOW_STORE=memory`) keeps them in memory.
 """
 
 from __future__ import annotations

@@ -49,6 +49,12 @@ class RemoteCall:
             _remote.reset(token)
 
 
+def in_shipped_attempt() -> bool:
+    """Whether this code runs in a task attempt shipped to a worker process (ProcessExecutor,
+    Dask): a flow called there is kept in memory unless it names its store."""
+    return _remote.get() is not None
+
+
 @dataclass(frozen=True, slots=True)
 class RunContext:
     """The runs the current code belongs to: a flow run, a task run, or both."""

@@ -82,6 +82,7 @@ class SQLStore(RunHolding, OperationsQueries, AtomQueries, Pruning, ViewQueries)
             try:
                 yield cur
                 self._conn.commit()
+                self._committed()
             except BaseException as exc:
                 self._conn.rollback()
                 if any(c.__name__ == "IntegrityError" for c in type(exc).__mro__):
@@ -89,6 +90,9 @@ class SQLStore(RunHolding, OperationsQueries, AtomQueries, Pruning, ViewQueries)
                 raise
             finally:
                 cur.close()
+
+    def _committed(self) -> None:
+        """A transaction committed (under the lock): the backend may have work to follow."""
 
     # -- the Store protocol -------------------------------------------------------------------
 

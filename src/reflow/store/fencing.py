@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from reflow.store.sql import StoreConflict
 
@@ -69,6 +69,12 @@ class Holds:
 
     def holds(self, root: str) -> bool:
         return root in self._epochs
+
+    def began(self, flow_run: Any) -> None:
+        """A flow run's first row is written: a new root run (not held yet) is held from now
+        on, at the epoch a row starts with (a run taken over is held already, at its own)."""
+        if flow_run.parent_id is None and flow_run.id not in self._epochs:
+            self.hold(flow_run.id, 0, f"flow run {flow_run.id} ({flow_run.name})")
 
     def fences(self, root_of: Mapping[str, str], *ids: Iterable[str]) -> dict[str, Fence]:
         """The fence of each run id given (its root's, via `root_of`) that is held here."""

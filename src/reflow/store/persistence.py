@@ -1,21 +1,20 @@
 """Flow runs kept in a store, and resumed from it in another process.
 
 `persistence(persist, store)` is what the flow layer calls (through `reflow.flow.persistence`)
-for a flow's `persist=`/`store=` options. For now a run is persisted when it asks
-(`persist=True` or `store=...`) or when `REFLOW_STORE` names a store; `REFLOW_STORE=memory`
-keeps runs in memory. `resume(run_id)` runs a stored flow run again: calls completed in an
-earlier process return their stored results without running.
+for a flow's `persist=`/`store=` options: a flow's runs go to its `store=`, else to the store
+`REFLOW_STORE` names, else to the default SQLite store `$REFLOW_HOME/reflow.db`;
+`REFLOW_STORE=memory` (or the flow's `persist=False`) keeps them in memory. Each store is
+opened once per process; a forked child leaves its parent's alone and opens its own.
+`resume(run_id)` runs a stored flow run again: calls completed in an earlier process return
+their stored results without running.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib
 import logging
 import os
-import runpy
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,12 +24,16 @@ from reflow.flow.persistence import StoredCall
 from reflow.store.base import SQLStore
 from reflow.store.claims import take_over
 from reflow.store.fencing import RunTakenOver
+from reflow.store.flow_paths import SCRIPT_MODULE as SCRIPT_MODULE
+from reflow.store.flow_paths import find_flow as find_flow
+from reflow.store.flow_paths import flow_path as flow_path
+from reflow.store.flow_paths import load_script as load_script
 from reflow.store.postgres import PostgresStore
 from reflow.store.records import StateRecord
-from reflow.store.results import ResultCodec, load_or_create_key
+from reflow.store.results import ResultCodec, load_or_create_key, reflow_home
 from reflow.store.sql import StoreError
 from reflow.store.sqlite import SQLiteStore
-from reflow.store.writer import Recorder
+from reflow.store.writer import Begun, Recorder
 
 if TYPE_CHECKING:
     from reflow.store.cache import StoreCache
@@ -43,6 +46,10 @@ _kept: dict[Any, StorePersistence] = {}
 class StorePersistence:
     """Keeps flow runs in one store (one per store, shared by every run that uses it)."""
 
+    idle_exit = 5.0
+    """Seconds the heartbeat thread stays once no run of this process is running (a program
+    calling a small flow in a loop keeps it; a quiet one does not keep a thread)."""
+
     def __init__(self, store: SQLStore, codec: ResultCodec) -> None:
         self.store = store
         self.codec = codec
@@ -52,45 +59,55 @@ class StorePersistence:
         self._tries: dict[str, dict[str, list[Any]]] = {}  # resumed run -> recorded histories
         self._alive: set[str] = set()  # root runs of this process that are running
         self._runs: dict[str, Any] = {}  # every running run of this process (cancel requests)
+        self._reopened: set[str] = set()  # runs taken from the store, about to begin
         self._beating: threading.Thread | None = None
+        self._closed = False  # at exit: the heartbeat thread stops
         self.cache: StoreCache | None = None
         """The task cache kept in this store (made when tasks first use it)."""
         self.recorder.holds.on_lost.append(self._lost)
 
     def begin(self, flow_run: Any) -> None:
-        record = self.recorder.flow_record(flow_run, flow_run.state)
-        record.flow_path = flow_path(flow_run.flow)
-        record.heartbeat, record.worker = time.time(), WORKER
-        if flow_run.parent_id is None:
-            self._keep_alive(flow_run.id)
-        try:
-            record.call = self.codec.encode(flow_run.call)
-        except Exception:
-            record.call = None  # recorded, but it cannot be resumed in another process
-        before = [] if self.recorder.tracks(flow_run.id) else list(flow_run.states)
         parent = flow_run.parent_id
+        if parent is None:
+            self._keep_alive(flow_run.id)
+        args, kwargs = flow_run.call
+        try:  # JSON when the arguments are (a list, unlike a tuple, comes back as it went)
+            call: Any = self.codec.encode([list(args), kwargs])
+        except Exception:
+            call = None  # recorded, but it cannot be resumed in another process
+        path, now = flow_path(flow_run.flow), time.time()
+        before = [] if self.recorder.tracks(flow_run.id) else list(flow_run.states)
+        states = [
+            StateRecord(flow_run.id, "flow", s.name, s.type.name, s.timestamp, s.message, s.attempt)
+            for s in before
+        ]  # the states from before it was tracked
         root = self.recorder.root_of(parent) if parent is not None else None
         self.recorder.track(flow_run.id, root)
+        self._runs[flow_run.id] = flow_run
+        # A new run (a fresh id, never run before) is written with its first batch, and has
+        # nothing to look up. A run with a key is written now: the key's uniqueness is what
+        # keeps a second process from running it too. A run from the store is looked up.
+        reopened = flow_run.id in self._reopened
+        self._reopened.discard(flow_run.id)
+        begun = Begun(flow_run, flow_run.state, path, call, now, WORKER, states)
+        if not reopened and flow_run.attempts == 0 and flow_run.run_key is None:
+            self.recorder.begin(begun)
+            return
+        record = self.recorder.begun_record(begun)
         self.recorder.flush()  # what was published before goes first
         holds = self.recorder.holds
         lost = self.store.write(
             flow_runs=[record],
-            states=[
-                StateRecord(
-                    flow_run.id, "flow", s.name, s.type.name, s.timestamp, s.message, s.attempt
-                )
-                for s in before
-            ],
+            states=states,
             fences=holds.fences(self.recorder._tracked, [flow_run.id]),  # a resumed run's
-        )  # the states from before it was tracked
+        )
         if lost:  # taken over between its take-over here and now
             holds.lose(lost)
-        elif parent is None and not holds.holds(flow_run.id):
-            holds.hold(flow_run.id, 0, f"flow run {flow_run.id} ({flow_run.name})")  # a new run
+        elif parent is None:
+            holds.began(flow_run)  # a new run with a key: its writes are fenced from now on
         stored = self.store.task_runs(flow_run.id)
         self._completed[flow_run.id] = {r.key: r for r in stored if r.state_type == "COMPLETED"}
         self._paused[flow_run.id] = {r.key for r in stored if r.state_type == "PAUSED"}
-        self._runs[flow_run.id] = flow_run
         if parent is None and self.store.cancel_requested([flow_run.id]):
             flow_run.cancel()  # asked before it started (a queued run claimed meanwhile)
         if (root or flow_run.id) in holds.lost:
@@ -134,6 +151,7 @@ class StorePersistence:
     def resume(self, run_id: str, flow: Any = None, *, clear_cancel: bool = False) -> Any:
         """Run the stored run again here (see `resume`); `clear_cancel`: a resume asked for
         on purpose forgets the cancel request made before it took the run over."""
+        self.recorder.flush()  # a run of this process may not be written yet: it is now
         record = self.store.flow_run(run_id)
         if record is None:
             raise LookupError(f"no flow run {run_id!r} in {self.store!r}")
@@ -158,6 +176,7 @@ class StorePersistence:
         take_over(self, record, "Pending", "flow run", clear_cancel=clear_cancel)  # or RunHeld
         if getattr(flow, "retry", None) is not None and record.state_type != "FAILED":
             self._tries[run_id] = self._recorded_tries(run_id)  # a failed run's start afresh
+        self._reopened.add(run_id)  # its begin looks up what it did before
         return flow._resume_stored(run_id, tuple(args), dict(kwargs), self, record.run_key)
 
     def _recorded_tries(self, run_id: str) -> dict[str, list[Any]]:
@@ -168,24 +187,39 @@ class StorePersistence:
 
     def _keep_alive(self, run_id: str) -> None:
         """Beat for this run until it ends, so other processes can tell it is not dead."""
-        with _lock:
-            self._alive.add(run_id)
-            if self._beating is None:
-                self._beating = threading.Thread(
-                    target=self._beat, name="reflow-heartbeat", daemon=True
-                )
-                self._beating.start()
+        self._alive.add(run_id)
+        if self._beating is None:
+            with _lock:
+                if self._beating is None:
+                    self._beating = threading.Thread(
+                        target=self._beat, name="reflow-heartbeat", daemon=True
+                    )
+                    self._beating.start()
 
     def _beat(self) -> None:
         """Beat every `heartbeat_seconds`; in between, about every second, read the cancel
-        requests of the runs still alive and cancel them here, where they run."""
+        requests of the runs still alive and cancel them here, where they run. Ends once no
+        run was alive for `idle_exit` seconds (`_keep_alive` starts another)."""
         next_beat = time.monotonic() + heartbeat_seconds()
+        idle_since: float | None = None
         while True:
             time.sleep(max(0.0, min(1.0, next_beat - time.monotonic())))
+            if self._closed:
+                return
             alive = list(self._alive)
+            if not alive:
+                now = time.monotonic()
+                next_beat = now + heartbeat_seconds()  # a run that begins wrote its own
+                idle_since = now if idle_since is None else idle_since
+                if now - idle_since >= self.idle_exit:
+                    with _lock:
+                        if not self._alive:
+                            self._beating = None
+                            return
+                continue
+            idle_since = None
             try:
-                if alive:
-                    self._cancel_requested(alive)
+                self._cancel_requested(alive)
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + heartbeat_seconds()
                     holds = self.recorder.holds
@@ -296,18 +330,41 @@ def _fire_on_crashed(record: Any, message: str) -> None:
 
 def _close_all() -> None:
     """At exit: write what is pending, then close the stores (connections, files)."""
+    global _default
     with _lock:
         kept = list(_kept.values())
         _kept.clear()
+        _default = None
     for each in kept:
+        each._closed = True
         try:
-            each.recorder.flush()
+            each.recorder.close()
             each.store.close()
         except Exception:
             logger.exception("reflow: closing the store %r at exit failed", each.store)
 
 
 atexit.register(_close_all)
+
+_inherited: list[StorePersistence] = []
+"""The stores a forked child inherited from its parent: never used, written or closed there
+(an SQLite connection or a PostgreSQL socket used by two processes is corrupted), and kept
+referenced so the collector does not close them either."""
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's stores, connections and threads stay the parent's. The
+    child opens its own when one of its flows is kept (and then writes its own runs only)."""
+    global _lock, _default
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+    _inherited.extend(_kept.values())
+    for each in _kept.values():
+        each.recorder.disown()
+    _kept.clear()
+    _default = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def open_store(url: str | Path | None = None) -> SQLStore:
@@ -326,16 +383,38 @@ def open_store(url: str | Path | None = None) -> SQLStore:
     return SQLiteStore(text)
 
 
+_default: tuple[Any, StorePersistence] | None = None
+"""The default store's persistence, with the settings object it was found for: a flow call
+that finds the same settings (nothing changed) takes it without looking further."""
+
+
 def persistence(persist: bool | None, store: Any) -> StorePersistence | None:
-    """The flow layer's factory: how a flow with these options is kept (None: memory)."""
+    """The flow layer's factory: how a flow with these options is kept (None: memory).
+
+    With no `store`, runs go to `REFLOW_STORE` (`memory`: None), else to the default SQLite
+    store, `$REFLOW_HOME/reflow.db`. Each store is opened once per process (and path): every
+    flow that uses it shares it, with its writer and heartbeat threads.
+    """
+    global _default
+    if store is not None:
+        return _open_kept(store)
     from reflow.settings import settings
 
-    url = settings().store
-    if store is None:
-        if url == "memory" or (persist is None and not url):
-            return None
-        store = url or None
-    key = store if isinstance(store, str | Path | type(None)) else id(store)
+    current = settings()
+    found = _default
+    if found is not None and found[0] is current:
+        return found[1]
+    if current.store == "memory":
+        return None
+    kept = _open_kept(current.store or None)
+    _default = (current, kept)
+    return kept
+
+
+def _open_kept(store: Any) -> StorePersistence:
+    """The persistence of this store (a URL, path, store object, or None: the default), made
+    the first time the process asks for it."""
+    key = _store_key(store)
     with _lock:
         kept = _kept.get(key)
         if kept is None:
@@ -344,63 +423,19 @@ def persistence(persist: bool | None, store: Any) -> StorePersistence | None:
         return kept
 
 
-SCRIPT_MODULE = "__reflow_resume__"
-"""The module name of a script's code loaded by `find_flow` (the CLI's `FILE.py:FLOW` too)."""
-
-
-def flow_path(flow: Any) -> str:
-    """`module:qualname` (or `/path/script.py:qualname` for a script) to find it again."""
-    module = getattr(flow, "__module__", "")
-    name = getattr(flow, "__qualname__", "")
-    if module in ("__main__", SCRIPT_MODULE):
-        namespace = getattr(getattr(flow, "fn", None), "__globals__", None) or {}
-        path = namespace.get("__file__")
-        if path is None and module == "__main__":
-            path = getattr(sys.modules.get("__main__"), "__file__", None)
-        if path:
-            return f"{Path(path).resolve()}:{name}"
-    return f"{module}:{name}"
-
-
-_scripts: dict[str, tuple[int, dict[str, Any]]] = {}
-_scripts_lock = threading.Lock()
-
-
-def find_flow(path: str) -> Any:
-    """The flow object at a `flow_path()`: `module:name`, or `/path/script.py:name`.
-
-    A script runs once per process (again only when its file changed), as an imported module
-    would, under the name `__reflow_resume__` (so its `if __name__ == "__main__":` block does
-    not run); its folder is put on `sys.path` first, as `python script.py` does.
-    """
-    where, _, name = path.rpartition(":")
-    if where.endswith(".py"):
-        namespace = load_script(where)
-        target: Any = namespace.get(name.split(".")[0])
-        if target is None:
-            raise LookupError(f"{where} has no {name.split('.')[0]!r}")
-        rest = name.split(".")[1:]
-    else:
-        target, rest = importlib.import_module(where), name.split(".")
-    for part in rest:
-        target = getattr(target, part)
-    return target
-
-
-def load_script(where: str | Path) -> dict[str, Any]:
-    """Run a script's code once (again when it changed) and return its globals."""
-    script = Path(where).resolve()
-    stamp = script.stat().st_mtime_ns
-    with _scripts_lock:
-        loaded = _scripts.get(str(script))
-        if loaded is not None and loaded[0] == stamp:
-            return loaded[1]
-        folder = str(script.parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        namespace = runpy.run_path(str(script), run_name=SCRIPT_MODULE)
-        _scripts[str(script)] = (stamp, namespace)
-        return namespace
+def _store_key(store: Any) -> Any:
+    """What names a store in this process: SQLite files by their absolute path (the default
+    store's depends on REFLOW_HOME now), servers by their URL, store objects by identity."""
+    if isinstance(store, SQLStore):
+        return id(store)
+    if store is None:
+        return ("sqlite", os.path.abspath(reflow_home() / "reflow.db"))
+    text = str(store)
+    if text.startswith(("postgresql://", "postgres://")) or "://" in text.removeprefix(
+        "sqlite:///"
+    ):
+        return text
+    return ("sqlite", os.path.abspath(text.removeprefix("sqlite:///")))
 
 
 def resume(run_id: str, store: Any = None) -> Any:
