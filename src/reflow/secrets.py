@@ -13,7 +13,9 @@ A `Secret` masks itself in `repr`, `str` and f-strings, in JSON, in the run reco
 parameters go through `redact()`, and a parameter hinted `Secret[str]` is redacted even when a
 plain string was passed) and in logs (`SecretsFilter`, installed by `reflow.logging.configure`,
 replaces every revealed secret's text in a record). A secret read by name is stored as its name
-when a run's arguments are kept for a resume, and read again where the run resumes.
+when a run's arguments are kept for a resume, and read again where the run resumes; so is a
+string holding a revealed secret's text (`secret_parts`, used by the store's codec): the text
+around it is kept, the secret by its name.
 
 Standard library only: pydantic is imported only when it builds a `Secret[...]` parameter's
 validator.
@@ -23,8 +25,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 import os
+import re
 import stat
 import threading
 import tomllib
@@ -55,6 +59,11 @@ words); they still mask themselves."""
 _revealed: set[str] = set()
 """The text of every secret revealed so far in this process: what log redaction looks for."""
 _revealed_lock = threading.Lock()
+_names: dict[str, str] = {}
+"""The text of each secret read by name -> that name: how a stored string holding it is kept."""
+revealed_forms: list[bytes] = []
+"""Each revealed secret's text as bytes, in UTF-8 and as JSON writes it (escaped, ASCII): what
+the store's codec looks for in what it is about to store. Changed in place, never replaced."""
 
 
 class Secret(Generic[T]):
@@ -68,8 +77,7 @@ class Secret(Generic[T]):
         self.name = name
         """The name it was read by (`reflow.secret(name)`), or None for a value given as is."""
         if isinstance(value, str) and len(value) >= MIN_REDACTED:
-            with _revealed_lock:
-                _revealed.add(value)
+            _remember(value, name)
 
     def reveal(self) -> T:
         """The secret value itself: pass it where it is used, never to a log or a result."""
@@ -120,6 +128,18 @@ class Secret(Generic[T]):
         )
 
 
+def _remember(value: str, name: str | None) -> None:
+    """Note a secret's text (and its name, when read by one) for redaction and the store."""
+    with _revealed_lock:
+        if name is not None:
+            _names.setdefault(value, name)
+        if value in _revealed:
+            return
+        _revealed.add(value)
+        forms = {value.encode("utf-8", "surrogatepass"), json.dumps(value)[1:-1].encode()}
+        revealed_forms.extend(sorted(forms))
+
+
 def _read_again(name: str) -> Secret[str]:
     """Unpickling a secret read by name reads it again, here (a resumed or queued run)."""
     return secret(name)
@@ -144,6 +164,45 @@ class _Unavailable:
 
 def _unavailable() -> Any:
     return _Unavailable()
+
+
+# -- strings holding a secret's text, as a store keeps them ----------------------------------
+
+SecretParts = tuple[str | tuple[str] | None, ...]
+"""A string split around the secrets in it: its own text as `str`, each secret read by name as
+`(name,)`, and each secret given as a value (no name to read it again by) as None."""
+
+
+def secret_parts(text: str) -> SecretParts | None:
+    """`text` split around the revealed secrets in it (see `SecretParts`), or None when it
+    holds none: what a store keeps instead of the text (`text_again` makes it back)."""
+    if not _revealed or not any(value in text for value in _revealed):
+        return None
+    with _revealed_lock:
+        values = sorted(_revealed, key=len, reverse=True)
+        names = dict(_names)
+    pattern = "|".join(re.escape(v) for v in values)
+    parts: list[str | tuple[str] | None] = []
+    for i, piece in enumerate(re.split(f"({pattern})", text)):
+        if i % 2 == 0:
+            if piece:
+                parts.append(piece)
+        else:
+            name = names.get(piece)
+            parts.append(None if name is None else (name,))
+    return tuple(parts)
+
+
+def text_again(parts: SecretParts) -> Any:
+    """The string `secret_parts` split, each secret read again by its name (here, now); a
+    secret given as a value cannot be: then the whole string is unavailable (revealing it
+    says why), as a nameless `Secret` is."""
+    text = []
+    for part in parts:
+        if part is None:
+            return _Unavailable()
+        text.append(part if isinstance(part, str) else secret(part[0]).reveal())
+    return "".join(text)
 
 
 # -- reading secrets ---------------------------------------------------------------------------
@@ -317,6 +376,7 @@ __all__ = [
     "MASK",
     "Secret",
     "SecretNotFound",
+    "SecretParts",
     "SecretUnavailable",
     "SecretsFilter",
     "is_secret_hint",
@@ -324,5 +384,8 @@ __all__ = [
     "redact",
     "redact_text",
     "redact_value",
+    "revealed_forms",
     "secret",
+    "secret_parts",
+    "text_again",
 ]

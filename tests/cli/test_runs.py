@@ -141,6 +141,43 @@ def test_a_running_run_is_cancelled_by_its_own_process(
         assert db.flow_run(flow_run.id).state == "Cancelled"  # type: ignore[union-attr]
 
 
+def test_a_resume_carries_on_a_cancelled_run_forgetting_the_request_before_it(
+    runner: CliRunner, store: str
+) -> None:
+    run_id = submit_run(find_flow(f"{FLOWS}:add"), 1, store=store)
+    runner.invoke(app, ["runs", "cancel", run_id, "--store", store])  # Cancelled at once
+
+    resumed = runner.invoke(app, ["runs", "resume", run_id, "--store", store])
+
+    assert resumed.exit_code == 0, resumed.output
+    with SQLiteStore(store) as db:
+        assert db.flow_run(run_id).state == "Completed"  # type: ignore[union-attr]
+        assert db.cancel_requested([run_id]) == set()
+
+
+def test_a_cancel_asked_as_another_process_takes_the_run_over_is_not_lost(
+    runner: CliRunner, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reflow.store.control as control
+
+    run_id = _run(runner, store, "fails")
+    checked = control.check_resumable
+
+    def another_process_wins_meanwhile(record: Any, **options: Any) -> None:
+        checked(record, **options)  # this resume found the run resumable; then, before it
+        with SQLiteStore(store) as db:  # takes it over, another process does, and is asked
+            assert db.take_over(record, "Pending", "PENDING", "elsewhere:1", time.time())
+            assert db.request_cancel(run_id, time.time(), "ops") == "requested"
+
+    monkeypatch.setattr(control, "check_resumable", another_process_wins_meanwhile)
+    resumed = runner.invoke(app, ["runs", "resume", run_id, "--store", store])
+
+    assert resumed.exit_code == 1
+    assert "elsewhere:1" in resumed.stderr
+    with SQLiteStore(store) as db:
+        assert db.cancel_requested([run_id]) == {run_id}  # elsewhere:1 will read it
+
+
 def test_unknown_or_ambiguous_runs_are_one_line_errors(runner: CliRunner, store: str) -> None:
     _run(runner, store, "add", "a=1")
     missing = runner.invoke(app, ["runs", "show", "ffffffff", "--store", store])

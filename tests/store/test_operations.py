@@ -60,6 +60,32 @@ def test_a_running_run_gets_a_request_its_process_reads(store: SQLStore) -> None
     assert store.cancel_requested(["r1"]) == set()
 
 
+def test_a_take_over_that_wins_forgets_only_the_cancel_requests_made_before_it(
+    store: SQLStore,
+) -> None:
+    store.write(flow_runs=[queued("c1", "Crashed", "CRASHED"), queued("c2", "Crashed", "CRASHED")])
+    before, later = store.flow_run("c1"), store.flow_run("c2")
+    assert before is not None
+    assert later is not None
+    store.write(flow_runs=[queued("c1", "Paused", "PAUSED")])  # c1's row changed: a stale read
+    with store._transaction() as cur:  # asked at 5.0 (request_cancel would end them at once)
+        for run_id in ("c1", "c2"):
+            cur.execute(
+                "INSERT INTO reflow_cancel_requests (run_id, requested, requested_by) VALUES "
+                f"({store.placeholder}, 5.0, 'ops')",
+                (run_id,),
+            )
+
+    assert not store.take_over(before, "Pending", "PENDING", "w", 10.0, clear_cancel=True)
+    assert store.cancel_requested(["c1"]) == {"c1"}  # the loser forgets nothing
+    assert store.take_over(later, "Pending", "PENDING", "w", 4.0, clear_cancel=True)
+    assert store.cancel_requested(["c2"]) == {"c2"}  # asked after the take-over's time: kept
+    later = store.flow_run("c2")
+    assert later is not None
+    assert store.take_over(later, "Pending", "PENDING", "w2", 6.0, clear_cancel=True)
+    assert store.cancel_requested(["c2"]) == set()
+
+
 def test_runs_are_found_by_prefix_and_by_parent(store: SQLStore) -> None:
     child = queued("abcd02")
     child.parent_id = "abcd01"

@@ -57,6 +57,39 @@ def test_a_lambda_travels_by_value() -> None:
     assert back(2) == 6
 
 
+def test_a_value_holding_a_secret_keeps_it_by_name_and_reads_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import reflow
+
+    monkeypatch.setenv("REFLOW_TEST_CODEC_TOKEN", "codec-secret-4d0a9e")
+    token = reflow.secret("REFLOW_TEST_CODEC_TOKEN").reveal()
+    codec = ResultCodec(KEY)
+    values = [token, f"Bearer {token}", {"auth": [f"{token}:{token}"]}, Point(1, token)]  # type: ignore[arg-type]
+
+    encoded = [codec.encode(v) for v in values]
+
+    assert all(token.encode() not in e.data for e in encoded)
+    assert [e.encoding for e in encoded] == ["pickle"] * 4
+    monkeypatch.setenv("REFLOW_TEST_CODEC_TOKEN", "codec-rotated-77b1")
+    rotated = "codec-rotated-77b1"
+    assert [codec.decode(e) for e in encoded] == [
+        rotated, f"Bearer {rotated}", {"auth": [f"{rotated}:{rotated}"]}, Point(1, rotated),  # type: ignore[arg-type]
+    ]  # fmt: skip
+
+
+def test_a_secret_the_codec_cannot_reach_by_name_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import reflow
+
+    monkeypatch.setenv("REFLOW_TEST_CODEC_TOKEN", "codec-secret-in-bytes-81f")
+    token = reflow.secret("REFLOW_TEST_CODEC_TOKEN").reveal()
+
+    with pytest.raises(ValueError, match="not stored in clear"):
+        ResultCodec(KEY).encode(token.encode())
+
+
 def test_a_tampered_pickle_is_refused_not_loaded() -> None:
     codec = ResultCodec(KEY)
     encoded = codec.encode(Point(1, 2))

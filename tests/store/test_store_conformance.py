@@ -35,6 +35,7 @@ from reflow.store.atom_records import (
     RetryTryRecord,
 )
 from reflow.store.base import SQLStore
+from reflow.store.fencing import FencedOff
 
 POSTGRES_URL = os.environ.get("REFLOW_TEST_POSTGRES_URL")
 
@@ -486,6 +487,7 @@ def test_a_store_made_before_atoms_runs_gains_their_tables_when_opened(tmp_path:
     conn = sqlite3.connect(path)  # as schema 3, the one before atoms runs, left it
     for table in ("reflow_atom_runs", "reflow_atoms", "reflow_retry_histories"):
         conn.execute(f"DROP TABLE {table}")
+    conn.execute("ALTER TABLE reflow_flow_runs DROP COLUMN epoch")  # schema 5's
     conn.execute("UPDATE reflow_meta SET value = '3' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
@@ -493,6 +495,51 @@ def test_a_store_made_before_atoms_runs_gains_their_tables_when_opened(tmp_path:
     with SQLiteStore(path) as store:
         store.write_atoms(atom_runs=[AtomRunRecord("f1", ["a"])])
         assert store.atom_run("f1") is not None
+
+
+def test_a_version_4_store_gains_run_epochs_keeping_its_runs(store: SQLStore) -> None:
+    store.write(flow_runs=[flow_record(state="Crashed", state_type="CRASHED")])
+    with store._transaction() as cur:  # as schema 4, the one before fencing, left it
+        cur.execute("ALTER TABLE reflow_flow_runs DROP COLUMN epoch")
+        cur.execute("UPDATE reflow_meta SET value = '4' WHERE key = 'schema_version'")
+    store.close()
+
+    where = store.path if isinstance(store, SQLiteStore) else store.url  # type: ignore[attr-defined]
+    with type(store)(where) as again:
+        record = again.flow_run("f1")
+        version = again._query("SELECT value FROM reflow_meta")[0][0]
+        assert record is not None
+        assert (record.state, record.epoch, version) == ("Crashed", 0, str(schema.SCHEMA_VERSION))
+        assert again.take_over(record, "Pending", "PENDING", "w", 2.0) == 1
+
+
+def test_a_take_over_moves_the_epoch_on_and_fences_the_earlier_holders_writes(
+    store: SQLStore,
+) -> None:
+    store.write(flow_runs=[flow_record(state="Crashed", state_type="CRASHED")])
+    earlier = {"f1": ("f1", 0)}  # the fence of the process that held it at epoch 0
+    record = store.flow_run("f1")
+    assert record is not None
+
+    assert store.take_over(record, "Pending", "PENDING", "new:2", 2.0) == 1
+    lost = store.write(
+        flow_runs=[flow_record(state="Completed", state_type="COMPLETED", updated=3.0)],
+        task_runs=[task_record("t1", "fetch-0")],
+        states=[StateRecord("f1", "flow", "Completed", "COMPLETED", 3.0)],
+        fences=earlier,
+    )
+    beat = store.heartbeat(["f1"], 4.0, "old:1", fences=earlier)
+
+    assert lost == beat == {"f1": FencedOff("new:2", "Pending", 1)}
+    after = store.flow_run("f1")
+    assert after is not None
+    assert (after.state, after.worker, after.heartbeat, after.epoch) == ("Pending", "new:2", 2.0, 1)
+    assert store.task_runs("f1") == []
+    assert store.states("f1") == []
+    assert store.write(flow_runs=[flow_record(updated=5.0)], fences={"f1": ("f1", 1)}) == {}
+    assert store.write_atoms(histories=[RetryHistoryRecord("f1", "c")], fences=earlier) == {
+        "f1": FencedOff("new:2", "Running", 1)
+    }
 
 
 def test_a_large_result_is_kept_in_a_file_beside_the_database(tmp_path: Path) -> None:

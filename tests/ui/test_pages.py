@@ -158,6 +158,35 @@ def test_an_atoms_run_shows_its_atoms_and_controller_history(
     assert detail["resumable"] is False
 
 
+def test_an_atoms_runs_secrets_are_not_in_the_dashboard(
+    sqlite_store: str, client_of: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reflow
+    import reflow.secrets
+    from reflow.atoms import ForEach, FunctorTask, LinearFlow, run
+
+    monkeypatch.setenv("REFLOW_TEST_UI_ATOMS_SECRET", "plainvalue-7c19e2ab")
+    value = reflow.secret("REFLOW_TEST_UI_ATOMS_SECRET").reveal()
+
+    def probe(target: str, host: str) -> str:
+        if host.endswith("-a"):
+            raise ConnectionError(f"cannot reach {host} for {target}")
+        return f"reached {host} for {target}"
+
+    hosts = ForEach([f"{value}-a", f"{value}-b"], name="hosts", provides="host")
+    pattern = LinearFlow("probe", retry=hosts).add(FunctorTask(probe, provides="seen"))
+    run(pattern, store={"target": value, "tries": [value]}, runs=sqlite_store, run_id="probe-1")
+    monkeypatch.setattr(reflow.secrets, "_revealed", set())  # a dashboard elsewhere knows none
+    client = client_of(sqlite_store)
+
+    for path in ("/runs/probe-1", "/api/runs/probe-1", "/api/runs/probe-1/atoms",
+                 "/api/runs/probe-1/retry-histories"):  # fmt: skip
+        answer = client.get(path)
+        assert answer.status_code == 200
+        assert value not in answer.text, path
+    assert client.get("/api/runs/probe-1").json()["parameters"]["target"] == "**********"
+
+
 def test_the_schedules_and_api_pages(sqlite_store: str, client_of: Any) -> None:
     client = client_of(sqlite_store)
     assert "no schedules in this store" in client.get("/schedules").text

@@ -167,9 +167,8 @@ def resume(run: RunArg, store: StoreOpt = None) -> None:
         check_resumable(record, atoms=kept.store.atom_run(record.id) is not None)
     except Refused as exc:
         raise (UsageError if exc.usage else CLIError)(str(exc)) from None
-    kept.store.clear_cancel(record.id)
-    try:
-        flow_run = execute(lambda: kept.resume(record.id))
+    try:  # the take-over forgets the cancel request made before it (only if it wins)
+        flow_run = execute(lambda: kept.resume(record.id, clear_cancel=True))
     except RunHeld as exc:  # another process took it over meanwhile
         raise CLIError(str(exc)) from exc
     except (LookupError, ImportError, OSError) as exc:

@@ -1,14 +1,20 @@
-"""The durability layer (in progress): where runs are kept outside the process.
+"""The durability layer: runs kept outside the process, to be looked at and resumed.
 
-So far: the `Store` protocol with `SQLiteStore` (embedded, WAL) and `PostgresStore` (psycopg 3)
-over one versioned schema; records of flow runs, task runs and state changes; and
-`reflow.store.results`, which turns results into bytes (JSON when a value round-trips, else
-cloudpickle signed with HMAC-SHA256) and back, refusing any pickle it did not sign. Flows do not
-write to a store yet.
+The `Store` protocol, with `SQLiteStore` (embedded, WAL) and `PostgresStore` (psycopg 3) over
+one versioned schema, keeps flow runs (which ones: `persistence.persistence`) and atoms runs
+(`runs=`): their states, task runs and atoms, every attempt's error, results,
+logs, retry controllers' histories, and the task cache. A writer thread records a run's changes
+in batches (`writer.py`); results are JSON or HMAC-signed cloudpickle (`results.py`), large ones
+in files beside the database. `reflow.resume` continues a run in any process, one process at a
+time (`claims.py`: `RunHeld`), and a process whose run was taken over from it writes none of it
+any more (`fencing.py`: `RunTakenOver`). `mark_crashed` finds runs whose heartbeat stopped;
+workers take queued runs (`submit_run`, `run_worker`); runs are cancelled across processes,
+served on schedules, and pruned.
 """
 
 from reflow.store.base import SQLStore, Store, StoreConflict, StoreError
 from reflow.store.claims import RunHeld
+from reflow.store.fencing import RunTakenOver
 from reflow.store.persistence import mark_crashed, open_store
 from reflow.store.postgres import PostgresStore
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
@@ -36,6 +42,7 @@ __all__ = [
     "TaskRunRecord",
     "ResultCodec",
     "RunHeld",
+    "RunTakenOver",
     "UntrustedResultError",
     "load_or_create_key",
     "mark_crashed",

@@ -9,7 +9,7 @@ result files as a flow run's do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -20,6 +20,7 @@ from reflow.store.atom_records import (
     RetryHistoryRecord,
     RetryTryRecord,
 )
+from reflow.store.fencing import Fence, FencedOff
 from reflow.store.files import PREFIX, ResultFiles
 from reflow.store.records import FlowRunRecord, StateRecord
 from reflow.store.results import Encoded
@@ -48,6 +49,11 @@ class AtomQueries:
     ) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def _fence(
+        self, cur: Any, fences: Mapping[str, Fence]
+    ) -> dict[str, FencedOff]:  # pragma: no cover
+        raise NotImplementedError
+
     def write_atoms(
         self,
         *,
@@ -57,10 +63,13 @@ class AtomQueries:
         atoms: Iterable[AtomRecord] = (),
         histories: Iterable[RetryHistoryRecord] = (),
         atom_rows: Iterable[tuple[Any, ...]] = (),
-    ) -> None:
+        fences: Mapping[str, Fence] | None = None,
+    ) -> dict[str, FencedOff]:
         """Save what an atoms run did in one transaction: runs and atoms are upserted, states
         appended, and each history given replaces that controller's tries. `atom_rows` are
-        atoms already as rows (`atom_sql.ATOM_COLUMNS`, one per atom), the writer's path."""
+        atoms already as rows (`atom_sql.ATOM_COLUMNS`, one per atom), the writer's path.
+        `fences`: as `SQLStore.write`'s (the rows of a lost run are left out, and it is
+        returned)."""
         p = self.placeholder
         flows = [sql.flow_row(r) for r in flow_runs]
         changes = [sql.state_row(r) for r in states]
@@ -79,6 +88,15 @@ class AtomQueries:
             rows = [self._outline(row, 8) for row in rows]
             tries = [self._outline(row, 3) for row in tries]
         with self._transaction() as cur:
+            lost = self._fence(cur, fences) if fences else {}
+            if lost and fences:
+                gone = {run_id for run_id, (root, _) in fences.items() if root in lost}
+                flows = [r for r in flows if r[0] not in gone]
+                changes = [r for r in changes if r[0] not in gone]
+                runs = [r for r in runs if r[0] not in gone]
+                rows = [r for r in rows if r[0] not in gone]
+                replaced = [h for h in replaced if h.run_id not in gone]
+                tries = [r for r in tries if r[0] not in gone]
             if flows:
                 cur.executemany(sql.upsert_flow_run(p), flows)
             if changes:
@@ -93,6 +111,7 @@ class AtomQueries:
                 )
             if tries:
                 cur.executemany(atom_sql.insert_try(p), tries)
+        return lost
 
     def atom_run(self, run_id: str) -> AtomRunRecord | None:
         """An atoms run's own data; None when `run_id` is not an atoms run."""

@@ -8,10 +8,16 @@ writer hands each batch's atom events to `AtomsKeeper._write`: one row per atom 
 batch (built by joining the JSON of its states, each made once as it arrived, and written many
 rows to a statement), and the new tries of each controller that changed, in one transaction.
 The run's end flushes that writer first, so the final state is committed last, before
-`run()` returns.
+`run()` returns. Every write of a run is fenced by the epoch this process holds it under
+(`reflow.store.fencing`): when another process took the run over, nothing more of it is
+written here, and the run stops at its next atom state change with `RunTakenOver` (no
+reverts: the run is the other process's now).
 
 Results are encoded with the store's `ResultCodec` (JSON, or HMAC-signed cloudpickle) and
-decoded, signatures checked, when a run is read back; failures are kept as text.
+decoded, signatures checked, when a run is read back; failures are kept as text. Secrets are
+masked in what is shown (the initial store as the run's `parameters`, errors, messages), and
+kept by name in what must come back (the initial store, results, controllers' values: the
+codec reads them again where the run resumes), never in clear.
 """
 
 from __future__ import annotations
@@ -28,12 +34,13 @@ from typing import Any
 from reflow.atoms.failure import Failure
 from reflow.atoms.persistence import RecordedAtom, RecordedRun, Try
 from reflow.atoms.retry import History
-from reflow.secrets import redact_text
+from reflow.secrets import redact, redact_text
 from reflow.store import persistence as store_persistence
 from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
 from reflow.store.atom_sql import KeptAtom
 from reflow.store.base import SQLStore
 from reflow.store.claims import take_over
+from reflow.store.fencing import RunTakenOver
 from reflow.store.histories import encode, failure_dict, history_record, tries_of
 from reflow.store.persistence import StorePersistence, persistence
 from reflow.store.records import FlowRunRecord, StateRecord
@@ -88,6 +95,8 @@ class AtomsKeeper:
         self._loaded: dict[str, FlowRunRecord] = {}  # run id -> its record as load() read it
         kept.recorder.atom_writer = self._write
         self._enqueue = kept.recorder.enqueue_atom
+        self._holds = kept.recorder.holds
+        self._lost = self._holds.lost  # run id -> RunTakenOver: checked at each change
 
     # -- the engine's side ----------------------------------------------------------------------
 
@@ -109,7 +118,7 @@ class AtomsKeeper:
         now = time.time()
         record = FlowRunRecord(
             id=run_id, name=name, state="Running", state_type="RUNNING", created=now,
-            updated=now, parameters=dict(store), heartbeat=now,
+            updated=now, parameters=redact(store), heartbeat=now,
             worker=store_persistence.WORKER, run_key=run_key,
         )  # fmt: skip
         atom_run = AtomRunRecord(
@@ -132,6 +141,7 @@ class AtomsKeeper:
             if taken is None:
                 raise
             return taken  # another process began the keyed run first
+        self._holds.hold(run_id, 0, f"atoms run {run_id} ({name})")
         self.kept.recorder.track(run_id, listen=False)  # its changes come through changed()
         self.kept._keep_alive(run_id)
         return None
@@ -204,16 +214,25 @@ class AtomsKeeper:
             if atom not in known:
                 kind = "retry" if atom in atom_run.retries else "atom"
                 run.atoms[atom] = KeptAtom(run_id, atom, position, kind, updated=now)
-        self.store.write_atoms(
+        lost = self.store.write_atoms(
             flow_runs=[record],
             states=[StateRecord(run_id, "atoms", "Running", "RUNNING", now, "resumed")],
+            fences=self._holds.fence(run_id),
         )
+        if lost:  # taken over again since this process took it over
+            self._runs.pop(run_id, None)
+            self._holds.lose(lost)
+            error = self._holds.release(run_id)
+            assert error is not None
+            raise error
         self.kept.recorder.track(run_id, listen=False)
         self.kept._keep_alive(run_id)
 
     def changed(
         self, run_id: str, atom: str, state: Any, previous: Any, history: History | None
     ) -> None:
+        if run_id in self._lost:  # another process took the run over: stop here, no reverts
+            raise self._lost[run_id]
         self._enqueue((run_id, atom, state, previous, history))
 
     def end(
@@ -233,17 +252,22 @@ class AtomsKeeper:
         )
         record.updated = now
         record.result = None if failed else self._encode(result, "its result")
-        record.error = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
+        record.error = redact_text(f"{type(errors[0]).__name__}: {errors[0]}") if errors else None
         run.atom_run.errors = [failure_dict(Failure(e)) for e in errors]
         try:
-            self.store.write_atoms(
+            taken = self.store.write_atoms(
                 flow_runs=[record],
                 states=[StateRecord(run_id, "atoms", record.state, record.state_type, now)],
                 atom_runs=[run.atom_run],
                 histories=[self._history(run_id, name, h) for name, h in histories.items()],
+                fences=self._holds.fence(run_id),
             )
+            if taken:
+                self._holds.lose(taken)
         finally:
             lost = self._stop(run_id)
+        if isinstance(lost, RunTakenOver):
+            raise lost
         if lost is not None:  # a batch of its atoms' changes was not written (it was logged)
             raise StoreError(
                 f"atoms run {run_id} ({record.name}) ended {record.state}, but writing its "
@@ -284,7 +308,12 @@ class AtomsKeeper:
                 histories[run_id, name] = self._history(run_id, name, history)
         if touched or histories:
             rows = [a.row() for atoms in touched.values() for a in atoms.values()]
-            self.store.write_atoms(atom_rows=rows, histories=list(histories.values()))
+            fences = self._holds.fences({}, touched, (h.run_id for h in histories.values()))
+            lost = self.store.write_atoms(
+                atom_rows=rows, histories=list(histories.values()), fences=fences
+            )
+            if lost:  # another process took these runs over: their rows were left out
+                self._holds.lose(lost)
 
     def _apply(self, run: _Run, atom: KeptAtom, state: Any, previous: Any) -> None:
         name = state.name

@@ -1,17 +1,21 @@
 """`SQLStore`: the SQL implementation both backends share (they differ in how they connect,
-lock and spell a few types); `Store`, what the durability layer asks of a database, is in
-protocol.py."""
+lock and spell a few types): migrations, writing and reading runs, and the cache. Who holds
+a run (heartbeats, crashes, take-overs, claims, fences), atoms runs, operations, pruning and
+the dashboard's queries are mixed in from modules of their own; `Store`, what the durability
+layer asks of a database, is in protocol.py."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from reflow.store import sql
 from reflow.store.atom_queries import AtomQueries
+from reflow.store.fencing import Fence, FencedOff
 from reflow.store.files import PREFIX, ResultFiles
+from reflow.store.holding import RunHolding
 from reflow.store.operations import OperationsQueries
 from reflow.store.protocol import Store
 from reflow.store.pruning import Pruning
@@ -21,7 +25,7 @@ from reflow.store.sql import StoreConflict, StoreError
 from reflow.store.views import ViewQueries
 
 
-class SQLStore(OperationsQueries, AtomQueries, Pruning, ViewQueries):
+class SQLStore(RunHolding, OperationsQueries, AtomQueries, Pruning, ViewQueries):
     """The queries, over a DB-API connection used by one thread at a time."""
 
     placeholder = "?"
@@ -99,10 +103,16 @@ class SQLStore(OperationsQueries, AtomQueries, Pruning, ViewQueries):
         states: Iterable[StateRecord] = (),
         task_rows: Iterable[tuple[Any, ...]] = (),
         logs: Iterable[LogRecord] = (),
-    ) -> None:
+        *,
+        fences: Mapping[str, Fence] | None = None,
+    ) -> dict[str, FencedOff]:
         """Save the records in one transaction (runs are upserted by id, states and logs
         appended); `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`), the
-        writer's path. Results past `inline_limit` bytes go to files first."""
+        writer's path. Results past `inline_limit` bytes go to files first.
+
+        `fences` maps flow run ids to the fence of their root run (`reflow.store.fencing`):
+        the rows of a run whose root is held under another epoch now are left out. Returns
+        those roots, as found (empty: everything was written)."""
         p = self.placeholder
         flows = [sql.flow_row(r) for r in flow_runs]
         tasks = [sql.task_row(r) for r in task_runs]
@@ -113,6 +123,13 @@ class SQLStore(OperationsQueries, AtomQueries, Pruning, ViewQueries):
             flows = [self._outline(row, 12, 16) for row in flows]
             tasks = [self._outline(row, 10) for row in tasks]
         with self._transaction() as cur:
+            lost = self._fence(cur, fences) if fences else {}
+            if lost and fences:
+                gone = {run_id for run_id, (root, _) in fences.items() if root in lost}
+                flows = [r for r in flows if r[0] not in gone]
+                tasks = [r for r in tasks if r[1] not in gone]
+                changes = [r for r in changes if r[0] not in gone]
+                lines = [r for r in lines if r[0] not in gone]
             if flows:
                 cur.executemany(sql.upsert_flow_run(p), flows)
             if tasks:
@@ -121,6 +138,7 @@ class SQLStore(OperationsQueries, AtomQueries, Pruning, ViewQueries):
                 cur.executemany(sql.insert_state(p), changes)
             if lines:
                 cur.executemany(sql.insert_log(p), lines)
+        return lost
 
     files: ResultFiles | None = None
     """Where results past `files.inline_limit` bytes are kept (None: all in the database)."""
@@ -299,85 +317,6 @@ class SQLStore(OperationsQueries, AtomQueries, Pruning, ViewQueries):
                     f"DELETE FROM reflow_cache WHERE task_name = {self.placeholder}", (task_name,)
                 )
             return int(cur.rowcount)
-
-    def heartbeat(self, run_ids: Iterable[str], at: float, worker: str) -> None:
-        p = self.placeholder
-        rows = [(at, worker, run_id) for run_id in run_ids]
-        if rows:
-            with self._transaction() as cur:
-                cur.executemany(
-                    f"UPDATE reflow_flow_runs SET heartbeat = {p}, worker = {p} WHERE id = {p}",
-                    rows,
-                )
-
-    def stale_runs(self, before: float) -> list[FlowRunRecord]:
-        p = self.placeholder
-        rows = self._query(
-            f"SELECT {sql.FLOW_COLUMNS} FROM reflow_flow_runs WHERE state_type IN "
-            f"('PENDING', 'RUNNING', 'SCHEDULED') AND COALESCE(heartbeat, updated) < {p} "
-            "ORDER BY created",
-            (before,),
-        )
-        return [self._flow(r) for r in rows]
-
-    def mark_crashed(self, run_id: str, at: float, message: str) -> bool:
-        """Mark a run that is not over as Crashed; False when it ended (or another process
-        marked it) meanwhile, so exactly one detector reports each crash."""
-        p = self.placeholder
-        with self._transaction() as cur:
-            cur.execute(
-                f"UPDATE reflow_flow_runs SET state = 'Crashed', state_type = 'CRASHED', "
-                f"updated = {p}, error = {p} WHERE id = {p} AND state_type IN "
-                "('PENDING', 'RUNNING', 'SCHEDULED')",
-                (at, message, run_id),
-            )
-            changed = bool(cur.rowcount == 1)
-            if changed:
-                cur.execute(
-                    sql.insert_state(p),
-                    (run_id, "flow", "Crashed", "CRASHED", at, message, 0, None, None),
-                )
-            return changed
-
-    def take_over(
-        self, expected: FlowRunRecord, state: str, state_type: str, worker: str, at: float
-    ) -> bool:
-        """Make `worker` the run's holder, in `state`, if its row is still as `expected` says
-        (state, worker, heartbeat, last update): one compare-and-set statement, so of two
-        processes taking over the same run, one wins and the other gets False."""
-        p = self.placeholder
-        with self._transaction() as cur:
-            cur.execute(
-                f"UPDATE reflow_flow_runs SET state = {p}, state_type = {p}, worker = {p}, "
-                f"heartbeat = {p}, updated = {p} WHERE id = {p} AND state = {p} AND "
-                f"COALESCE(worker, '') = {p} AND COALESCE(heartbeat, -1) = {p} AND updated = {p}",
-                (
-                    state, state_type, worker, at, at, expected.id, expected.state,
-                    expected.worker or "",
-                    -1 if expected.heartbeat is None else expected.heartbeat, expected.updated,
-                ),
-            )  # fmt: skip
-            return bool(cur.rowcount == 1)
-
-    def claim(self, worker: str, at: float) -> FlowRunRecord | None:
-        """Take the oldest queued (or crashed) run for `worker`, or None: one statement, so no
-        two workers ever take the same run. Atoms runs are left alone: a flow worker cannot
-        run them (`reflow.atoms.resume` continues them, given their flow)."""
-        p = self.placeholder
-        rows = self._query(
-            "UPDATE reflow_flow_runs SET state = 'Pending', state_type = 'PENDING', "
-            f"worker = {p}, heartbeat = {p}, updated = {p} WHERE id = ("
-            "SELECT id FROM reflow_flow_runs WHERE state_type IN ('SCHEDULED', 'CRASHED') "
-            "AND id NOT IN (SELECT run_id FROM reflow_atom_runs) "  # resumed by atoms.resume
-            f"ORDER BY created, id LIMIT 1{self.skip_locked}) "
-            "AND state_type IN ('SCHEDULED', 'CRASHED') "
-            f"RETURNING {sql.FLOW_COLUMNS}",
-            (worker, at, at),
-        )
-        return self._flow(rows[0]) if rows else None
-
-    skip_locked = ""
-    """How the backend skips rows another transaction is claiming (PostgreSQL's clause)."""
 
     def close(self) -> None:
         with self._lock:

@@ -14,6 +14,11 @@ A run that is Crashed, Paused, Failed, Cancelled or queued has no holder. Of two
 taking over the same run at the same moment, the compare-and-set lets exactly one through;
 the other gets `RunHeld`, as does one that finds a live holder. Nothing of the run runs
 before it is taken over.
+
+A process can be alive and still look dead from elsewhere (stopped, suspended, cut off from
+the database for longer than three heartbeats): then its run may be taken over. The take-over
+moves the run's epoch on, and the earlier holder's writes, fenced by the epoch it held the run
+under, stop at once (`reflow.store.fencing`: it ends the run with `RunTakenOver`).
 """
 
 from __future__ import annotations
@@ -39,11 +44,17 @@ class RunHeld(StoreConflict):
         self.worker = worker
 
 
-def take_over(kept: Any, record: FlowRunRecord, state: str, kind: str) -> None:
+def take_over(
+    kept: Any, record: FlowRunRecord, state: str, kind: str, *, clear_cancel: bool = False
+) -> int:
     """Make this process the holder of the run `record` read (now in `state`, "Running" or
-    "Pending"); `RunHeld` when a live process holds it, or another took it over first.
+    "Pending") and return the run's new epoch, which its writes are fenced by from now on
+    (`reflow.store.fencing`); `RunHeld` when a live process holds it, or another took it over
+    first.
 
     `kept` is the run's `StorePersistence`; `kind` names the run in messages ("flow run").
+    `clear_cancel`: the take-over also forgets a cancel request made before it (a resume
+    asked for on purpose, `reflow runs resume`); a take-over that loses forgets nothing.
     """
     from reflow.store import persistence
 
@@ -52,8 +63,12 @@ def take_over(kept: Any, record: FlowRunRecord, state: str, kind: str) -> None:
     if _held(record, now, stale_after):
         raise _refusal(record, kind, now, stale_after)
     state_type = "RUNNING" if state == "Running" else "PENDING"
-    if kept.store.take_over(record, state, state_type, persistence.WORKER, now):
-        return
+    epoch = kept.store.take_over(
+        record, state, state_type, persistence.WORKER, now, clear_cancel=clear_cancel
+    )
+    if epoch is not None:
+        kept.recorder.holds.hold(record.id, epoch, f"{kind} {record.id} ({record.name})")
+        return int(epoch)
     current = kept.store.flow_run(record.id) or record
     raise _refusal(current, kind, now, stale_after, first=True)
 

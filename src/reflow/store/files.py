@@ -6,9 +6,8 @@ its row holds a reference: encoding `file:json` or `file:pickle`, and `{"file", 
 "size"}` as JSON. The file is written (to a temporary name, synced, then renamed) before the
 row is committed, so a committed row never names a missing file (a file already there is
 touched instead, which keeps `Pruning.collect_result_files` from taking it). Reading checks
-the digest:
-a file changed since it was written is refused; a pickle inside is checked again by its
-HMAC when decoded.
+the digest: a file changed since it was written is refused; a pickle inside is checked again
+by its HMAC when decoded.
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@ requests, schedules, and finding runs by an id prefix or a parent.
 their own migration (`reflow_cancel_requests`, `reflow_schedules`).
 
 Cancelling works across processes. A run that is not running anywhere (queued, crashed, paused)
-ends Cancelled at once, in the store. A running one gets a cancel request; the process running
-it reads the requests of its runs (at start, then about every second) and cancels them itself,
-so the run ends Cancelled through the flow engine, hooks included.
+ends Cancelled at once, in the store (its epoch moves on, so a process that still ran it after
+all writes none of it any more: `reflow.store.fencing`). A running one gets a cancel request;
+the process running it reads the requests of its runs (at start, then about every second) and
+cancels them itself, so the run ends Cancelled through the flow engine, hooks included. A
+resume asked for on purpose (`reflow runs resume`) forgets the request made before it took the
+run over, in the take-over's own transaction (`SQLStore.take_over`).
 """
 
 from __future__ import annotations
@@ -116,8 +119,8 @@ class OperationsQueries:
         with self._transaction() as cur:
             cur.execute(
                 "UPDATE reflow_flow_runs SET state = 'Cancelled', state_type = 'CANCELLED', "
-                f"updated = {p}, error = {p} WHERE id = {p} AND state_type IN "
-                "('SCHEDULED', 'CRASHED', 'PAUSED')",
+                f"updated = {p}, error = {p}, epoch = epoch + 1 WHERE id = {p} AND state_type "
+                "IN ('SCHEDULED', 'CRASHED', 'PAUSED')",
                 (at, message, run_id),
             )
             if cur.rowcount == 1:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from reflow.flow.persistence import StoredCall
 from reflow.store.base import SQLStore
 from reflow.store.claims import take_over
+from reflow.store.fencing import RunTakenOver
 from reflow.store.flow_paths import SCRIPT_MODULE as SCRIPT_MODULE
 from reflow.store.flow_paths import find_flow as find_flow
 from reflow.store.flow_paths import flow_path as flow_path
@@ -63,6 +64,7 @@ class StorePersistence:
         self._closed = False  # at exit: the heartbeat thread stops
         self.cache: StoreCache | None = None
         """The task cache kept in this store (made when tasks first use it)."""
+        self.recorder.holds.on_lost.append(self._lost)
 
     def begin(self, flow_run: Any) -> None:
         parent = flow_run.parent_id
@@ -93,12 +95,23 @@ class StorePersistence:
             return
         record = self.recorder.begun_record(begun)
         self.recorder.flush()  # what was published before goes first
-        self.store.write(flow_runs=[record], states=states)
+        holds = self.recorder.holds
+        lost = self.store.write(
+            flow_runs=[record],
+            states=states,
+            fences=holds.fences(self.recorder._tracked, [flow_run.id]),  # a resumed run's
+        )
+        if lost:  # taken over between its take-over here and now
+            holds.lose(lost)
+        elif parent is None:
+            holds.began(flow_run)  # a new run with a key: its writes are fenced from now on
         stored = self.store.task_runs(flow_run.id)
         self._completed[flow_run.id] = {r.key: r for r in stored if r.state_type == "COMPLETED"}
         self._paused[flow_run.id] = {r.key for r in stored if r.state_type == "PAUSED"}
         if parent is None and self.store.cancel_requested([flow_run.id]):
             flow_run.cancel()  # asked before it started (a queued run claimed meanwhile)
+        if (root or flow_run.id) in holds.lost:
+            flow_run.cancel()  # taken over already: it ends at once, with RunTakenOver
 
     def paused(self, flow_run_id: str, key: str) -> bool:
         return key in self._paused.get(flow_run_id, ())
@@ -120,8 +133,13 @@ class StorePersistence:
         from reflow.store.histories import history_record
 
         record = history_record(self.codec, flow_run_id, controller, tries)
+        holds = self.recorder.holds
         try:
-            self.store.write_atoms(histories=[record])
+            lost = self.store.write_atoms(
+                histories=[record], fences=holds.fences(self.recorder._tracked, [flow_run_id])
+            )
+            if lost:
+                holds.lose(lost)
         except Exception as exc:  # never silent: logged, and the run's end raises StoreError
             logger.exception("reflow: writing the retry history of flow run %s failed", flow_run_id)
             self.recorder.errors.append(exc)
@@ -130,7 +148,9 @@ class StorePersistence:
     def tries(self, flow_run_id: str, controller: str) -> list[Any]:
         return self._tries.pop(flow_run_id, {}).get(controller, [])
 
-    def resume(self, run_id: str, flow: Any = None) -> Any:
+    def resume(self, run_id: str, flow: Any = None, *, clear_cancel: bool = False) -> Any:
+        """Run the stored run again here (see `resume`); `clear_cancel`: a resume asked for
+        on purpose forgets the cancel request made before it took the run over."""
         self.recorder.flush()  # a run of this process may not be written yet: it is now
         record = self.store.flow_run(run_id)
         if record is None:
@@ -153,7 +173,7 @@ class StorePersistence:
                 "resume it with its own flow, or with reflow.resume(run_id)"
             )
         args, kwargs = self.codec.decode(record.call)
-        take_over(self, record, "Pending", "flow run")  # RunHeld while another process runs it
+        take_over(self, record, "Pending", "flow run", clear_cancel=clear_cancel)  # or RunHeld
         if getattr(flow, "retry", None) is not None and record.state_type != "FAILED":
             self._tries[run_id] = self._recorded_tries(run_id)  # a failed run's start afresh
         self._reopened.add(run_id)  # its begin looks up what it did before
@@ -202,7 +222,11 @@ class StorePersistence:
                 self._cancel_requested(alive)
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + heartbeat_seconds()
-                    self.store.heartbeat(alive, time.time(), WORKER)
+                    holds = self.recorder.holds
+                    fences = holds.fences({}, alive)
+                    lost = self.store.heartbeat(alive, time.time(), WORKER, fences=fences)
+                    if lost:  # taken over by another process: this one stops it
+                        holds.lose(lost)
             except Exception:  # logged; the next beat tries again
                 logger.exception("reflow: writing the heartbeat of %d run(s) failed", len(alive))
 
@@ -213,6 +237,14 @@ class StorePersistence:
                     if not flow_run.cancel_requested:
                         logger.info("reflow: flow run %s is cancelled (asked in the store)", run_id)
                     flow_run.cancel()
+
+    def _lost(self, root_id: str) -> None:
+        """Another process took the run over: stop it here (its tasks not started yet are
+        cancelled); its call raises `RunTakenOver` when it ends."""
+        self._alive.discard(root_id)
+        for flow_run in list(self._runs.values()):
+            if flow_run.id == root_id or self.recorder.root_of(flow_run.id) == root_id:
+                flow_run.cancel()
 
     def end(self, flow_run: Any) -> None:
         self._alive.discard(flow_run.id)
@@ -225,6 +257,8 @@ class StorePersistence:
         if not flow_run.state.is_paused():
             self._completed.pop(flow_run.id, None)
             self._paused.pop(flow_run.id, None)
+        if isinstance(failed, RunTakenOver):
+            raise failed
         if failed is not None:
             raise StoreError(
                 f"flow run {flow_run.id} ({flow_run.name}) ended {flow_run.state.name}, but "

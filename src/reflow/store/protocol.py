@@ -3,10 +3,11 @@ SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from reflow.store.atom_records import AtomRecord, AtomRunRecord, RetryHistoryRecord
+from reflow.store.fencing import Fence, FencedOff
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord, TaskRunRecord
 from reflow.store.results import Encoded
 
@@ -21,9 +22,13 @@ class Store(Protocol):
         states: Iterable[StateRecord] = (),
         task_rows: Iterable[tuple[Any, ...]] = (),
         logs: Iterable[LogRecord] = (),
-    ) -> None:
+        *,
+        fences: Mapping[str, Fence] | None = None,
+    ) -> dict[str, FencedOff]:
         """Save the records in one transaction (runs are upserted by id, states and logs
-        appended); `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`)."""
+        appended); `task_rows` are task runs already as rows (`sql.TASK_COLUMNS`). The rows of
+        a run whose fence (run id -> its root's id and epoch) no longer holds are left out,
+        and its root returned (`reflow.store.fencing`)."""
         ...
 
     def flow_run(self, run_id: str) -> FlowRunRecord | None: ...
@@ -66,8 +71,16 @@ class Store(Protocol):
         """Forget the cache entries (of one task, or all); returns how many were removed."""
         ...
 
-    def heartbeat(self, run_ids: Iterable[str], at: float, worker: str) -> None:
-        """Say these runs are alive, run by `worker`, at time `at`."""
+    def heartbeat(
+        self,
+        run_ids: Iterable[str],
+        at: float,
+        worker: str,
+        *,
+        fences: Mapping[str, Fence] | None = None,
+    ) -> dict[str, FencedOff]:
+        """Say these runs are alive, run by `worker`, at time `at`; a fenced run whose fence
+        no longer holds is left alone, and returned."""
         ...
 
     def stale_runs(self, before: float) -> list[FlowRunRecord]:
@@ -83,10 +96,12 @@ class Store(Protocol):
         atoms: Iterable[AtomRecord] = (),
         histories: Iterable[RetryHistoryRecord] = (),
         atom_rows: Iterable[tuple[Any, ...]] = (),
-    ) -> None:
+        fences: Mapping[str, Fence] | None = None,
+    ) -> dict[str, FencedOff]:
         """Save what an atoms run did in one transaction: runs and atoms are upserted, states
         appended, and each history given replaces that controller's tries (a decorated flow's
-        `retry=` controller's too); `atom_rows` are atoms already as rows."""
+        `retry=` controller's too); `atom_rows` are atoms already as rows. `fences`: as
+        `write`'s."""
         ...
 
     def atom_run(self, run_id: str) -> AtomRunRecord | None:

@@ -1,4 +1,5 @@
-"""What a store keeps: plain records of flow runs, task runs and their state changes.
+"""What a store keeps: plain records of flow runs, task runs, their state changes and their
+log records (an atoms run's own records are in atom_records.py).
 
 They mirror the in-memory `FlowRun`, `TaskRun` and `State` objects with only data a database
 can hold: names and ids, JSON-able parameters, and results as `Encoded` bytes.
@@ -52,6 +53,9 @@ class FlowRunRecord:
     """Where the flow function is (`module:qualname`), to import it again on resume."""
     call: Encoded | None = None
     """The call's arguments (args, kwargs), encoded as results are, to run it again."""
+    epoch: int = 0
+    """Moved on by each take-over of the run: its holder writes it under the epoch it took
+    it over at, and nothing once that moved on (`reflow.store.fencing`)."""
 
 
 @dataclass(slots=True)

@@ -4,17 +4,28 @@ A pickle runs code when loaded, so a pickled result read back from a store is tr
 it carries an HMAC-SHA256 signature made with this installation's key (`$REFLOW_HOME/key`,
 created with mode 0600). A blob that is tampered with, truncated, signed with another key or
 not made here is refused with `UntrustedResultError`, and never unpickled.
+
+A value holding the text of a secret revealed in this process (`reflow.secrets`) is never
+stored in clear: each string holding one is pickled as its own text around the secret's name,
+and read again by that name where it is loaded (a secret given as a value, with no name, comes
+back unavailable, as a nameless `Secret` does). A value whose secret cannot be reached so (in
+`bytes`, say) is refused, and its run is kept without it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import io
 import json
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from reflow.secrets import revealed_forms, secret_parts, text_again
 
 Encoding = Literal["json", "pickle"]
 _MAGIC = b"reflow-pickle-v1\n"
@@ -81,13 +92,33 @@ class ResultCodec:
         if kind is bool or value is None:
             return _TRUE if value is True else _FALSE if value is False else _NULL
         if kind is str:
-            return Encoded("json", _json_string(value).encode())
-        text = _json_if_exact(value)
-        if text is not None:
-            return Encoded("json", text.encode())
+            data = _json_string(value).encode()
+        else:
+            text = _json_if_exact(value)
+            data = b"" if text is None else text.encode()
+        if data:
+            if not revealed_forms or not _holds_secret(data):
+                return Encoded("json", data)
+            return self._pickled(value, keep_secrets=True)
+        return self._pickled(value, keep_secrets=False)
+
+    def _pickled(self, value: Any, keep_secrets: bool) -> Encoded:
+        """Signed cloudpickle; with `keep_secrets` (or when a secret shows in the bytes), each
+        string holding a secret pickled as its parts (`reflow.secrets.secret_parts`)."""
         import cloudpickle
 
-        body = cloudpickle.dumps(value)
+        if not keep_secrets:
+            body = cloudpickle.dumps(value)
+            keep_secrets = bool(revealed_forms) and _holds_secret(body)
+        if keep_secrets:
+            stream = io.BytesIO()
+            _secrets_pickler()(stream).dump(value)
+            body = stream.getvalue()
+            if _holds_secret(body):
+                raise ValueError(
+                    "it holds the text of a secret where reflow cannot keep it by name (in "
+                    "bytes, or an object that pickles itself): it is not stored in clear"
+                )
         return Encoded("pickle", _MAGIC + self._sign(body) + body)
 
     def decode(self, encoded: Encoded) -> Any:
@@ -108,12 +139,48 @@ class ResultCodec:
                 "a stored result's signature does not match: it was changed after it was "
                 "written, or written with another reflow key. Refusing to unpickle it"
             )
-        import cloudpickle
+        import cloudpickle  # noqa: F401  (what the pickle's functions and classes need)
 
-        return cloudpickle.loads(body)
+        return _Unpickler(io.BytesIO(body)).load()
 
     def _sign(self, body: bytes) -> bytes:
         return hmac.new(self._key, body, hashlib.sha256).digest()
+
+
+def _holds_secret(data: bytes) -> bool:
+    """Whether `data` holds a revealed secret's text (UTF-8, or as JSON escapes it)."""
+    return any(form in data for form in revealed_forms)
+
+
+_SECRET_TEXT = "reflow-secret-text"
+
+
+@functools.cache
+def _secrets_pickler() -> type:
+    """cloudpickle's Pickler that keeps secrets by name (a class made when first needed, so
+    cloudpickle is imported only then)."""
+    import cloudpickle
+
+    class SecretsByName(cloudpickle.Pickler):  # type: ignore[misc]
+        """cloudpickle, with each string holding a secret kept as its parts."""
+
+        def persistent_id(self, obj: Any) -> Any:
+            if type(obj) is str:
+                parts = secret_parts(obj)
+                if parts is not None:
+                    return (_SECRET_TEXT, parts)
+            return None
+
+    return SecretsByName
+
+
+class _Unpickler(pickle.Unpickler):
+    """`pickle.loads`, reading a string kept as a secret's parts by the secret's name."""
+
+    def persistent_load(self, pid: Any) -> Any:
+        if type(pid) is tuple and len(pid) == 2 and pid[0] == _SECRET_TEXT:
+            return text_again(pid[1])
+        raise pickle.UnpicklingError(f"a stored result refers to {pid!r}, unknown to reflow")
 
 
 _BIG = 10**4000  # Python refuses to print ints of more than 4,300 digits: those are pickled

@@ -1,8 +1,12 @@
-"""The SQL both stores share: the schema, its migrations, and the queries.
+"""The SQL both stores share: the schema and its migrations, the statements and row
+conversions of flow runs, task runs, states, logs and the cache, and the store's errors
+(`StoreError`, `StoreConflict`). Other tables' SQL is beside its queries (atom_sql.py,
+operations.py, views.py, pruning.py).
 
-The schema is versioned in a `reflow_meta` table. Opening a store applies the migrations it
-lacks, in order, inside a transaction; they only ever add. A database with a newer version
-than this reflow knows, or one that is not a reflow database, is refused with a clear error.
+The schema is versioned in a `reflow_meta` table. Opening a store (`SQLStore._migrate`)
+applies the migrations it lacks, in order, inside a transaction; they only ever add. A
+database with a newer version than this reflow knows, or one that is not a reflow database,
+is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ class StoreConflict(StoreError):
     of that write was kept."""
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each migration: a list of statements; `{blob}` and `{real}` are the dialect's types.
 MIGRATIONS: list[list[str]] = [
@@ -167,11 +171,14 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (run_id, controller, try_index)
         )""",
     ],
+    # 5: fencing (reflow.store.fencing): each take-over of a run moves its epoch on, and a
+    # process writes a run's rows only under the epoch it holds the run by.
+    ["ALTER TABLE reflow_flow_runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0"],
 ]
 
 FLOW_COLUMNS = (
     "id, name, version, parent_id, state, state_type, parameters, run_key, created, updated, "
-    "heartbeat, worker, result_encoding, result, error, flow_path, call_encoding, call"
+    "heartbeat, worker, result_encoding, result, error, flow_path, call_encoding, call, epoch"
 )
 TASK_COLUMNS = (
     "id, flow_run_id, call_key, task_name, state, state_type, upstream, attempts, created, "
@@ -180,7 +187,7 @@ TASK_COLUMNS = (
 
 
 def upsert_flow_run(p: str) -> str:
-    values = ", ".join([p] * 18)
+    values = ", ".join([p] * 19)
     updates = ", ".join(
         f"{c} = excluded.{c}"
         for c in (
@@ -188,7 +195,8 @@ def upsert_flow_run(p: str) -> str:
             "error", "version",
         )
     )  # fmt: skip
-    # a record without a heartbeat (the writer's) keeps the one the heartbeat thread wrote
+    # a record without a heartbeat (the writer's) keeps the one the heartbeat thread wrote;
+    # the epoch is set when the row is made, then only by a take-over
     updates += ", " + ", ".join(
         f"{c} = COALESCE(excluded.{c}, reflow_flow_runs.{c})" for c in ("heartbeat", "worker")
     )
@@ -247,7 +255,7 @@ def flow_row(r: FlowRunRecord) -> tuple[Any, ...]:
     return (
         r.id, r.name, r.version, r.parent_id, r.state, r.state_type,
         json.dumps(r.parameters, default=_shown), r.run_key, r.created, r.updated, r.heartbeat,
-        r.worker, encoding, blob, r.error, r.flow_path, call_encoding, call,
+        r.worker, encoding, blob, r.error, r.flow_path, call_encoding, call, r.epoch,
     )  # fmt: skip
 
 
@@ -343,7 +351,7 @@ def flow_record(row: Sequence[Any]) -> FlowRunRecord:
         id=row[0], name=row[1], version=row[2], parent_id=row[3], state=row[4],
         state_type=row[5], parameters=json.loads(row[6]), run_key=row[7], created=row[8],
         updated=row[9], heartbeat=row[10], worker=row[11], result=_encoded(row[12], row[13]),
-        error=row[14], flow_path=row[15], call=_encoded(row[16], row[17]),
+        error=row[14], flow_path=row[15], call=_encoded(row[16], row[17]), epoch=row[18],
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from reflow.store.records import FlowRunRecord, LogRecord, TaskRunRecord
 
 _LIGHT_FLOW_COLUMNS = (
     "id, name, version, parent_id, state, state_type, parameters, run_key, created, updated, "
-    "heartbeat, worker, NULL, NULL, error, flow_path, NULL, NULL"
+    "heartbeat, worker, NULL, NULL, error, flow_path, NULL, NULL, epoch"
 )
 """`sql.FLOW_COLUMNS` with the result and the call left out (read as None)."""
 

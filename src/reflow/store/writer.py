@@ -1,11 +1,15 @@
 """`Recorder`: writes the state changes of persisted flow runs to a store, in batches.
 
-It subscribes to `reflow.events`. A state change of a tracked flow run (or of its task runs
-and subflows) becomes a `StateRecord`, and the run's current record is upserted with it. A
-writer thread writes whatever has gathered in one transaction, then what gathered meanwhile
-(group commit): a busy flow pays one transaction per batch, not one per state. `flush()`
-writes everything published so far in the caller's thread (a flow run's end is flushed before
-the flow returns), so a small flow pays one transaction and no thread hand-off.
+It subscribes to `reflow.events` and to the run loggers (`reflow.flow.runlog`). A state change
+of a tracked flow run (or of its task runs and subflows) becomes a `StateRecord`, and the run's
+current record is upserted with it; a log record of it becomes a `LogRecord`. Atoms runs hand
+their changes over directly (`enqueue_atom`), written by `atom_writer`. A writer thread writes
+whatever has gathered in one transaction, then what gathered meanwhile (group commit): a busy
+flow pays one transaction per batch, not one per state. `flush()` writes everything published
+so far in the caller's thread (a flow run's end is flushed before the flow returns), so a small
+flow pays one transaction and no thread hand-off. A batch is fenced by the epochs this process
+holds its runs under (`holds`, `reflow.store.fencing`): the rows of a run another process took
+over meanwhile are left out.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from reflow.secrets import redact, redact_text
 from reflow.states import StateType
 from reflow.store import sql
 from reflow.store.base import Store
+from reflow.store.fencing import Holds
 from reflow.store.records import FlowRunRecord, LogRecord, StateRecord
 from reflow.store.results import Encoded, ResultCodec
 
@@ -89,6 +94,8 @@ class Recorder:
         self.atom_writer: Callable[[list[tuple[Any, ...]]], None] | None = None
         """Writes a batch's atom state changes (`enqueue_atom`'s); set by
         `reflow.store.atoms`."""
+        self.holds = Holds()
+        """The runs this process holds, by epoch: every write of theirs is fenced by it."""
 
     def track(self, flow_run_id: str, root_id: str | None = None, *, listen: bool = True) -> None:
         """Record this flow run from now on (its task runs and subflows with it). `listen=False`:
@@ -136,7 +143,8 @@ class Recorder:
                 self._subscription.unsubscribe()
                 self._subscription = None
                 runlog.remove_sink(self._log_sink)
-            return self._failed.pop(root_id, None)
+            failed = self._failed.pop(root_id, None)
+        return self.holds.release(root_id) or failed  # lost: its writes were fenced off
 
     def failure_of(self, root_id: str) -> BaseException | None:
         """The first failed write of this root run's records, if any."""
@@ -340,12 +348,22 @@ class Recorder:
         rows = list(tasks.values())
         if not (flows or rows or states or logs):
             return  # all held back
+        fences = self.holds.fences(
+            self._tracked, [f.id for f in flows], {r[1] for r in rows}, [s.run_id for s in states],
+            {r.flow_run_id for r in logs},
+        )  # fmt: skip
         try:
-            self.store.write(flow_runs=flows, task_rows=rows, states=states, logs=logs)
+            lost = self.store.write(
+                flow_runs=flows, task_rows=rows, states=states, logs=logs, fences=fences
+            )
         except Exception:
             for run_id, item in taken.items():  # not written: the next batch tries them again
                 self._deferred.setdefault(run_id, item)
             raise
+        if lost:  # another process took these runs over: their rows were left out
+            self.holds.lose(lost)
+        for b in begun:  # a new run's row is written: its writes are fenced from now on
+            self.holds.began(b.run)
 
     def begun_record(self, begun: Begun) -> FlowRunRecord:
         """The first record of a run that began."""
