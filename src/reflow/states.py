@@ -62,6 +62,28 @@ class StateError(RuntimeError):
     """`state.result()` was asked of a state that has no result (not final, or cancelled)."""
 
 
+class MissingResult(StateError):
+    """`state.result()` was asked of a run that completed in an earlier process whose result
+    was not kept in the store (`persist_result=False`, or a value that cannot be stored)."""
+
+
+class _NotKept:
+    """The data of a Completed state read back from a store that did not keep the result."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<result not kept>"
+
+    def __reduce__(self) -> str:
+        return "NOT_KEPT"  # one object, in every process
+
+
+NOT_KEPT: Any = _NotKept()
+"""Stands for a result the store did not keep: `result()` of a state holding it raises
+`MissingResult`."""
+
+
 @dataclass(frozen=True, slots=True)
 class State(Generic[R]):
     """One state of a run. `state.result()` returns the result or raises the failure."""
@@ -93,7 +115,14 @@ class State(Generic[R]):
             raise StateError(f"a {self.name} state has no result yet: the run has not finished")
         if self.type is not StateType.COMPLETED and raise_on_failure:
             raise StateError(f"the run ended {self.name}: {self.message or 'no result'}")
-        return self.data  # type: ignore[return-value]
+        data = self.data
+        if data is NOT_KEPT:
+            raise MissingResult(
+                self.message
+                or "the run completed, but its result was not kept in the store "
+                "(persist_result=False, or a value that cannot be stored)"
+            )
+        return data  # type: ignore[return-value]
 
     def is_pending(self) -> bool:
         return self.type is StateType.PENDING

@@ -43,6 +43,8 @@ BAD_OPTIONS = [
     ({"on_retry": b"x"}, TypeError, "on_retry"),
     ({"state_handlers": "h"}, TypeError, "state_handlers"),
     ({"revert": "undo"}, TypeError, "revert"),
+    ({"persist_result": "no"}, TypeError, "persist_result"),
+    ({"persist_result": 0}, TypeError, "persist_result"),
     ({"tags": "io"}, TypeError, "tags"),
     ({"tags": ["io", 3]}, TypeError, "tags"),
     ({"name": 3}, TypeError, "name"),
@@ -142,3 +144,26 @@ def test_defaults() -> None:
     assert t.retry_condition_fn is None
     assert t.state_handlers == ()
     assert not t.is_async
+
+
+def test_persist_result_is_kept_and_with_options_replaces_it() -> None:
+    t = task(persist_result=False)(plain)
+    assert t.persist_result is False
+    assert t.with_options(retries=1).persist_result is False
+    assert t.with_options(persist_result=None).persist_result is None
+    assert task(plain).persist_result is None
+
+
+def test_a_task_whose_results_are_not_kept_caches_in_the_process() -> None:
+    from reflow.task.cache import DEFAULT_CACHE_STORE
+
+    calls: list[int] = []
+
+    @task(cache_policy=INPUTS, persist_result=False)
+    def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    assert square(12345) == square(12345) == 12345 * 12345
+    assert calls == [12345]
+    assert any(e.value == 12345 * 12345 for e in DEFAULT_CACHE_STORE.memory._entries.values())

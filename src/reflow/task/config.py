@@ -81,7 +81,13 @@ class TaskConfig:
         if not isinstance(store, CacheStore):
             raise TypeError(f"cache_store takes an object with get() and put(), got {store!r}")
         self.cache_store = store
-        self.persist_result = get("persist_result")
+        persist_result = get("persist_result")
+        if persist_result is not None and not isinstance(persist_result, bool):
+            raise TypeError(
+                "persist_result is True, False (its results are never written to the store) "
+                f"or None (as its flow says), got {persist_result!r}"
+            )
+        self.persist_result: bool | None = persist_result
         self.skip_on_upstream_skip = bool(get("skip_on_upstream_skip", True))
         self.trigger = get("trigger")
         revert = get("revert")

@@ -41,6 +41,7 @@ from reflow.states import (
 )
 from reflow.task import context, limits
 from reflow.task.cache import (
+    DEFAULT_CACHE_STORE,
     CacheEntry,
     CachePolicy,
     CacheStore,
@@ -291,7 +292,7 @@ class Task(Generic[P, R]):
     def _serve_cached(self, run: TaskRun, key: str) -> bool:
         if self.refresh_cache:
             return False
-        entry = self.cache_store.get(key)
+        entry = self._cache_for(run).get(key)
         if entry is None or not entry.is_fresh(time.time()):
             return False
         self._transition(run, Cached(entry.value, message=f"cache hit {key[:12]}"))
@@ -303,7 +304,15 @@ class Task(Generic[P, R]):
             return  # a failed or skipped run is never cached
         now = time.time()
         expires = None if self.cache_expiration is None else now + self.cache_expiration
-        self.cache_store.put(key, CacheEntry(state.data, now, expires, self.name))
+        self._cache_for(run).put(key, CacheEntry(state.data, now, expires, self.name))
+
+    def _cache_for(self, run: TaskRun) -> CacheStore:
+        """The cache of this run: the task's, except that a run whose result is not kept
+        (`persist_result=False`) keeps its entries in this process, not in the default store."""
+        store = self.cache_store
+        if run.persist_result is False and store is DEFAULT_CACHE_STORE:
+            return DEFAULT_CACHE_STORE.memory
+        return store
 
     def _outcome(self, run: TaskRun, return_state: bool) -> Any:
         state = run.state

@@ -122,6 +122,10 @@ class Future(Generic[R]):
                     getattr(fn, "__qualname__", fn), self,
                 )  # fmt: skip
 
+    def _needed(self) -> None:
+        """Someone waits for this run: a run held back until then starts now (see
+        `reflow.flow.held`). A submitted run has started already: nothing to do."""
+
     def __await__(self) -> Generator[Any, None, R]:
         """`await future` in an async flow: wait without blocking the event loop."""
         if not self._done:
@@ -198,6 +202,7 @@ def _wait_all(futures: Iterable[Future[Any]], timeout: float | None) -> None:
     for f in futures:
         if f._done:
             continue
+        f._needed()
         cond = f._cond
         with cond:
             while not f._done:

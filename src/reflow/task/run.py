@@ -39,6 +39,7 @@ class TaskRun:
         "key",
         "kwargs",
         "parent_id",
+        "persist_result",
         "resumed",
         "skip",
         "states",
@@ -70,6 +71,9 @@ class TaskRun:
         """Ids of the runs this one waited for (futures in its arguments and `wait_for`)."""
         self.resumed = False
         """Whether this run resumes a paused one (its flow run was resumed)."""
+        self.persist_result: bool | None = task.persist_result
+        """False: its result is never written to a store (its task's `persist_result=False`,
+        or, for a task that does not say, its flow's)."""
         self.invoke: Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None
         self.invoke = None  # how an attempt calls the function (elsewhere, for a process pool)
 
