@@ -250,6 +250,11 @@ def test_bad_reference_tasks_are_refused_at_decoration() -> None:
         flow(reference_tasks=[42])
 
 
+def test_a_bad_persist_result_is_refused_at_decoration() -> None:
+    with pytest.raises(TypeError, match="persist_result is True, False"):
+        flow(persist_result="no")
+
+
 def test_a_bad_timeout_is_refused_at_decoration() -> None:
     with pytest.raises((TypeError, ValueError), match="timeout_seconds"):
         flow(timeout_seconds=-1)

@@ -32,7 +32,7 @@ from reflow.retry.hooks import run_awaitable
 from reflow.retry.retriable import mark_coroutine_function
 from reflow.retry.retriable import retry as retriable_of
 from reflow.retry.timeouts import Interrupt
-from reflow.states import State, new_state
+from reflow.states import NOT_KEPT, State, new_state
 from reflow.task import context
 from reflow.task.decorator import Task
 from reflow.task.hooks import check_callables
@@ -97,6 +97,7 @@ class Flow(Generic[P, R]):
         retry: Any = None,
         persist: bool | None = None,
         store: Any = None,
+        persist_result: bool | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@flow decorates a function, got {fn!r}")
@@ -134,6 +135,13 @@ class Flow(Generic[P, R]):
             raise TypeError(f"{self._label}: persist is True, False or None, got {persist!r}")
         self.persist = persist
         self.store = store
+        if persist_result is not None and not isinstance(persist_result, bool):
+            raise TypeError(
+                f"{self._label}: persist_result is True, False (its result, and those of its "
+                f"tasks that do not say, are never written to the store) or None, got "
+                f"{persist_result!r}"
+            )
+        self.persist_result = persist_result
         self._takes_return_state = "return_state" in self._parameters.signature.parameters
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__qualname__ = getattr(fn, "__qualname__", self.name)
@@ -187,6 +195,7 @@ class Flow(Generic[P, R]):
             "retry": self.retry,
             "persist": self.persist,
             "store": self.store,
+            "persist_result": self.persist_result,
             **self.hooks,
         }
         unknown = set(overrides) - set(current)
@@ -272,7 +281,14 @@ class Flow(Generic[P, R]):
         flow_run = FlowRun(self, run_id=run_id)
         flow_run.run_key = run_key
         if state.is_completed():
-            state = new_state(name, data=result, message=state.message)
+            message = state.message
+            if result is NOT_KEPT:
+                message = (
+                    f"the run of key {run_key!r} completed, but its result was not kept in the "
+                    "store (persist_result=False, or a value that cannot be stored): there is "
+                    "no value to give back"
+                )
+            state = new_state(name, data=result, message=message)
         else:
             failure = RuntimeError(f"the run of key {run_key!r} ended {name}: {error}")
             state = new_state(name, exception=failure, message=state.message)
@@ -299,6 +315,8 @@ class Flow(Generic[P, R]):
                 up.wait()
             args, kwargs = resolve_call(args, kwargs)
             flow_run = FlowRun(self, parent_id=engine.flow_run.id)
+            if flow_run.persist_result is None:  # as its parent says
+                flow_run.persist_result = engine.flow_run.persist_result
             flow_run.upstream = tuple(u.run.id for u in ups)
             engine.flow_run.subflows_by_key[key] = flow_run
             engine.subflow_keys.append(key)
@@ -456,6 +474,7 @@ class Flow(Generic[P, R]):
             if isinstance(exc, Interrupt):  # this attempt timed out: leave what still runs
                 engine.abandon("the flow attempt timed out")
             raise
+        engine.needed(value)
         engine.wait_settled()
         return self._judge(engine, value, paused)
 
@@ -474,6 +493,7 @@ class Flow(Generic[P, R]):
         except BaseException:
             engine.abandon("the flow attempt was cancelled or timed out")
             raise
+        engine.needed(value)
         await engine.wait_settled_async()
         return self._judge(engine, value, paused)
 
@@ -764,6 +784,7 @@ def flow(
     retry: Any = None,
     persist: bool | None = None,
     store: Any = None,
+    persist_result: bool | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -776,7 +797,8 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     `on_completion`, `on_failure`, `on_cancellation`, `on_crashed`, `retry` (a retry
     controller from reflow.atoms, instead of `retries`), and where runs are kept: `store` (a
     path, URL or store; default: the default store, `$REFLOW_HOME/reflow.db`) or
-    `persist=False` (in memory only).
+    `persist=False` (in memory only); `persist_result=False` keeps the run but none of its
+    results (its own, its subflows' and its tasks', unless they say otherwise).
     """
     if fn is not None:
         return _make(fn, options)

@@ -23,12 +23,13 @@ from typing import Any
 from reflow.executors.base import Executor, SerializationError
 from reflow.flow.arguments import resolve_call, split_map, upstreams
 from reflow.flow.errors import TriggerFailedError
+from reflow.flow.held import HeldFuture
 from reflow.flow.kept import KeptResults
 from reflow.flow.run import FlowRun
 from reflow.flow.runlog import RemoteCall, RemoteIds
 from reflow.flow.triggers import all_successful
 from reflow.retry.hooks import run_awaitable
-from reflow.states import Completed, State, StateError, new_state
+from reflow.states import NOT_KEPT, Completed, MissingResult, State, StateError, new_state
 from reflow.task import context, limits
 from reflow.task.decorator import Task
 from reflow.task.futures import Future, FutureList, Settled, allow_failure, unmapped
@@ -37,6 +38,7 @@ from reflow.task.run import TaskRun
 from reflow.task.signals import BAD_CALL, Pause, PauseFlow, Skip
 
 _Slots = tuple[Any, ...]
+_Held = tuple[HeldFuture, tuple[Any, ...], dict[str, Any], tuple[Any, ...], str]
 _BLOCKED = new_state("Pending", message="waits behind a paused upstream")
 _ALLOWED = Completed(message="allow_failure")
 _WRAPPERS = (unmapped, allow_failure)
@@ -76,6 +78,14 @@ class Engine:
         self._counters: dict[tuple[str | None, str], itertools.count[int]] = {}
         self._earlier: dict[str, TaskRun] = {}
         self._claimed: dict[str, object] = {}  # runs started or ended: each only once
+        self._results_off = flow_run.persist_result is False
+        """The flow run keeps no results: its task runs that do not say keep none either."""
+        self._held: dict[int, _Held] = {}
+        """Calls held back (see `reflow.flow.held`), by id of their future: (future, args,
+        kwargs, wait_for, key) until their value is needed."""
+        self._held_lock = threading.RLock()  # a run's state handler may need a held call
+        self._holding = False
+        """Whether a call was ever held: only then do submissions look for held upstreams."""
 
     # -- attempts --------------------------------------------------------------------------
 
@@ -151,6 +161,8 @@ class Engine:
         ups, allowed = upstreams(args, kwargs)
         future = self._new(task, args, kwargs, ups, self.next_key(task.name))
         if not future._done:
+            if self._holding and ups:
+                self._release_upstreams(future, ups)
             for up in ups:
                 up.wait()
             if self._judged_to_run(future, ups, allowed):
@@ -165,6 +177,8 @@ class Engine:
         ups, allowed = upstreams(args, kwargs)
         future = self._new(task, args, kwargs, ups, self.next_key(task.name))
         if not future._done:
+            if self._holding and ups:
+                self._release_upstreams(future, ups)
             for up in ups:
                 await _settled(up)
             if self._judged_to_run(future, ups, allowed):
@@ -188,20 +202,45 @@ class Engine:
         kwargs: dict[str, Any],
         ups: list[Future[Any]],
         key: str,
+        hold: tuple[Any, ...] | None = None,
     ) -> Future[Any]:
-        """A Pending run and its future, or a settled future over an earlier completed run."""
+        """A Pending run and its future, or a settled future over an earlier completed run.
+
+        With `hold` (a submission's `wait_for`), an earlier run that completed without its
+        result kept is held: its `HeldFuture` starts the call again once it is needed."""
         earlier = self._earlier.get(key)
         if earlier is None and self.flow_run.persistence is not None:
             earlier = self._stored(task, args, kwargs, key)
         if earlier is not None and earlier.task is task and earlier.state.is_completed():
-            future: Future[Any] = Future(earlier, self.cond, self)
-            future._done, future._callbacks = True, None  # reused, not re-run
-            self.futures.append(future)
-            return future
+            if earlier.state.data is not NOT_KEPT:
+                future: Future[Any] = Future(earlier, self.cond, self)
+                future._done, future._callbacks = True, None  # reused, not re-run
+                self.futures.append(future)
+                return future
+            if hold is not None:
+                return self._hold(earlier, args, kwargs, hold, key)
+        future = Future(self._fresh_run(task, args, kwargs, ups, key, earlier), self.cond, self)
+        self.futures.append(future)
+        if self.flow_run.cancel_requested:
+            self._end(future, new_state("Cancelled", message="the flow run was cancelled"))
+        return future
+
+    def _fresh_run(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ups: list[Future[Any]],
+        key: str,
+        earlier: TaskRun | None,
+    ) -> TaskRun:
+        """A new Pending run of the call `key` (superseding `earlier`, if there was one)."""
         run = TaskRun(task, args, kwargs)
         run.parent_id = self.flow_run.id
         run.key = key
         run.upstream = tuple(u.run.id for u in ups)
+        if self._results_off and run.persist_result is None:
+            run.persist_result = False  # as its flow says
         if earlier is not None:
             run.resumed = earlier.state.is_paused()  # not one merely blocked behind it
             self.flow_run.superseded.append(earlier)
@@ -209,11 +248,56 @@ class Engine:
             run.resumed = self.flow_run.persistence.paused(self.flow_run.id, key)
         task._transition(run, new_state("Pending"))
         self.flow_run.runs_by_key[key] = run
-        future = Future(run, self.cond, self)
+        return run
+
+    # -- calls held back: completed before, their results not kept (reflow.flow.held) --------
+
+    def _hold(
+        self,
+        earlier: TaskRun,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wait_for: tuple[Any, ...],
+        key: str,
+    ) -> Future[Any]:
+        future = HeldFuture(earlier, self.cond, self)
+        with self._held_lock:
+            self._held[id(future)] = (future, args, kwargs, wait_for, key)
+            self._holding = True
         self.futures.append(future)
+        return future
+
+    def release(self, future: Future[Any]) -> None:
+        """A held call is needed: run it again now, as a new run of its call (once: asking
+        again, or for a future that was never held, does nothing)."""
+        with self._held_lock:
+            entry = self._held.pop(id(future), None)
+            if entry is None:
+                return
+            _, args, kwargs, wait_for, key = entry
+            ups, allowed = upstreams(args, kwargs, wait_for)
+            earlier = future.run
+            future.run = self._fresh_run(earlier.task, args, kwargs, ups, key, earlier)
         if self.flow_run.cancel_requested:
             self._end(future, new_state("Cancelled", message="the flow run was cancelled"))
-        return future
+            return
+        self._schedule(future, args, kwargs, ups, allowed)
+
+    def _release_upstreams(self, future: Future[Any], ups: list[Future[Any]]) -> None:
+        """A run that is to run needs its upstreams: the held ones run again first."""
+        held = [u for u in ups if type(u) is HeldFuture]
+        if held:
+            for up in held:
+                self.release(up)
+            future.run.upstream = tuple(u.run.id for u in ups)  # their new runs
+
+    def needed(self, value: Any) -> None:
+        """The flow function returned `value`: the held calls among it run (it is the flow's
+        result, so their values are needed)."""
+        if self._holding:
+            for up in upstreams((value,), {})[0]:
+                if type(up) is HeldFuture:
+                    self.release(up)
 
     def _stored(
         self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], key: str
@@ -224,7 +308,13 @@ class Engine:
             return None
         run = TaskRun(task, args, kwargs)
         run.id, run.parent_id, run.key = stored.run_id, self.flow_run.id, key
-        run.states.append(Completed(stored.result, message="completed in an earlier process"))
+        message = "completed in an earlier process"
+        if stored.result is NOT_KEPT:
+            message += (
+                "; its result was not kept (persist_result=False, or a value that cannot be "
+                "stored), so the call runs again where its value is needed"
+            )
+        run.states.append(Completed(stored.result, message=message))
         self.flow_run.runs_by_key[key] = run
         return run
 
@@ -240,11 +330,25 @@ class Engine:
         """Submit one call; with `ready`, a run that may start at once is put there instead
         (the caller dispatches the batch in one go)."""
         ups, allowed = upstreams(args, kwargs, wait_for)
-        future = self._new(task, args, kwargs, ups, key)
-        if future._done:
-            return future
+        future = self._new(task, args, kwargs, ups, key, wait_for)
+        if not future._done and type(future) is not HeldFuture:
+            self._schedule(future, args, kwargs, ups, allowed, ready)
+        return future
+
+    def _schedule(
+        self,
+        future: Future[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ups: list[Future[Any]],
+        allowed: set[int],
+        ready: list[Future[Any]] | None = None,
+    ) -> None:
+        """Start a new run once its upstreams have settled (at once when they have)."""
         if self._check_task is not None and self._refused(future):
-            return future
+            return
+        if self._holding and ups:
+            self._release_upstreams(future, ups)
         if self._kept is not None and ups:
             self._kept.take(future, ups, args, kwargs)
         pending = [u for u in ups if not u._done]
@@ -253,7 +357,7 @@ class Engine:
                 self._on_upstreams_done(future, ups, allowed)
             elif self._judged_to_run(future, ups, allowed):
                 ready.append(future)
-            return future
+            return
         left = [len(pending)]
 
         def one_done(_: Future[Any]) -> None:
@@ -265,7 +369,6 @@ class Engine:
 
         for up in pending:
             up.add_done_callback(one_done)
-        return future
 
     def _refused(self, future: Future[Any]) -> bool:
         """End the run Failed if the executor cannot run its task (asked once per task)."""
@@ -659,6 +762,17 @@ class Engine:
             if run.id in spared:
                 continue
             task, result = run.task, run.state.data
+            if result is NOT_KEPT:  # completed in an earlier process: its result is gone
+                error = MissingResult(
+                    f"task run {run.key} completed in an earlier process and its result was not "
+                    "kept (persist_result=False, or a value that cannot be stored), so its "
+                    "revert, which takes that result, cannot run: keep the results of tasks "
+                    "that have a revert"
+                )
+                self.flow_run.revert_errors.append(error)
+                task._transition(run, new_state("Failed", exception=error, message=str(error)))
+                spared |= _upstream_of(run, by_id)
+                continue
             task._transition(run, new_state("Reverting"))
             try:
                 outcome = task.revert_fn(result, *run.args, **run.kwargs)  # type: ignore[misc]
@@ -686,16 +800,20 @@ class Engine:
         return found
 
     def wait_settled(self) -> None:
-        """Wait until every future of this attempt has settled (slices keep it interruptible)."""
-        for future in list(self.futures):
-            future.wait()
-        while any(not f._done for f in self.futures):  # runs submitted by running tasks
-            for future in list(self.futures):
+        """Wait until every future of this attempt has settled (slices keep it interruptible);
+        calls still held are not needed, and stay as they are."""
+        held = self._held
+        while True:
+            pending = [f for f in self.futures if not f._done and id(f) not in held]
+            if not pending:  # (again: runs submitted by running tasks)
+                return
+            for future in pending:
                 future.wait()
 
     async def wait_settled_async(self) -> None:
+        held = self._held
         while True:
-            pending = [f for f in self.futures if not f._done]
+            pending = [f for f in self.futures if not f._done and id(f) not in held]
             if not pending:
                 return
             for future in pending:
@@ -716,6 +834,10 @@ class Engine:
         for unused in self._presubmitted.values():
             unused.cancel()
         self._presubmitted.clear()
+        with self._held_lock:  # never needed: they settle as their earlier runs (whose
+            left, self._held = list(self._held.values()), {}  # result() raises MissingResult)
+        for future, *_ in left:
+            future.set_done()
         if self._kept is not None:
             self._kept.close()
         # The futures point back at this engine: left in place, that cycle would keep every

@@ -18,6 +18,7 @@ class StoredCall:
 
     run_id: str
     result: Any
+    """Its value; `reflow.states.NOT_KEPT` when the store did not keep it."""
     attempts: int
 
 
@@ -41,8 +42,8 @@ class Persistence(Protocol):
         ...
 
     def by_run_key(self, run_key: str) -> tuple[str, str, Any, str | None] | None:
-        """(run id, state name, result if completed, error if failed) of the run made with
-        this key."""
+        """(run id, state name, result if completed (`NOT_KEPT` if it was not kept), error if
+        failed) of the run made with this key."""
         ...
 
     def keep_tries(self, flow_run_id: str, controller: str, tries: list[Any]) -> None:

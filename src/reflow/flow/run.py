@@ -47,6 +47,9 @@ class FlowRun:
         self.run_key: str | None = None
         """The caller's idempotency key (`run_key=`), when given."""
         self.persistence: Any = None  # how the run is kept in a store (None: memory only)
+        self.persist_result: bool | None = getattr(flow, "persist_result", None)
+        """False: no result of the run is written to its store (its own, and those of its
+        task runs and subflows that do not say otherwise)."""
         self.revert_errors: list[BaseException] = []
         """Errors raised by the reverts of completed task runs when the run failed."""
 
