@@ -272,6 +272,31 @@ def test_show_gives_a_flows_retry_controller_and_its_tries(runner: CliRunner, st
     ]
 
 
+def test_show_gives_a_run_whose_results_were_not_kept(runner: CliRunner, store: str) -> None:
+    from reflow import flow, task
+
+    @task(persist_result=False)
+    def open_session(user: str) -> threading.Lock:
+        return threading.Lock()  # cannot be kept, and is not meant to be
+
+    @flow(store=store, persist_result=False)
+    def session(user: str) -> str:
+        return f"{user}: {open_session(user).acquire(blocking=False)}"
+
+    flow_run = session.run("ana")
+
+    shown = runner.invoke(app, ["runs", "show", flow_run.id, "--store", store])
+    assert shown.exit_code == 0, shown.output
+    facts = {line.split()[0]: line.split()[1:] for line in shown.stdout.splitlines() if line}
+    assert facts["result"] == ["not", "kept"]
+    assert facts["open_session-0"][:2] == ["Completed", "1"]
+    as_json = json.loads(
+        runner.invoke(app, ["runs", "show", flow_run.id, "--json", "--store", store]).stdout
+    )
+    assert as_json["state"] == "Completed"
+    assert [t["state"] for t in as_json["task_runs"]] == ["Completed"]
+
+
 def test_show_gives_an_atoms_runs_atoms_and_controllers(runner: CliRunner, store: str) -> None:
     from reflow.atoms import FunctorTask, LinearFlow, Times, run
 

@@ -193,3 +193,32 @@ def test_the_schedules_and_api_pages(sqlite_store: str, client_of: Any) -> None:
     api = client.get("/api").text
     for path in ("/api/runs", "/api/runs/{run_id}/tasks", "/api/runs/{run_id}/resume"):
         assert f">{path}<" in api
+
+
+def test_a_run_whose_results_were_not_kept_says_so(sqlite_store: str, client_of: Any) -> None:
+    import threading
+
+    from reflow import flow, task
+
+    @task(persist_result=False)
+    def open_session(user: str) -> threading.Lock:
+        return threading.Lock()
+
+    @flow(store=sqlite_store, persist_result=False)
+    def session(user: str) -> str:
+        return f"{user}: {open_session(user).acquire(blocking=False)}"
+
+    flow_run = session.run("ana")
+    client = client_of(sqlite_store)
+
+    page = client.get(f"/runs/{flow_run.id}")
+    assert page.status_code == 200
+    assert "not kept in the store (persist_result=False" in page.text
+    task_link = re.search(r'href="(/runs/[^"]+/tasks/[^"]+)">open_session-0<', page.text)
+    assert task_link is not None
+    task_page = client.get(task_link[1])
+    assert task_page.status_code == 200
+    assert "not kept in the store (persist_result=False" in task_page.text
+    api = client.get(f"/api/runs/{flow_run.id}").json()
+    assert api["result"] is None
+    assert api["result_note"].startswith("not kept in the store")

@@ -367,3 +367,21 @@ def as_atom(item: Any) -> Atom:
         f"atoms flows take atoms (reflow.atoms.Task, FunctorTask, ...), @reflow.task tasks and "
         f"flows (LinearFlow, UnorderedFlow, GraphFlow), got {item!r}"
     )
+
+
+def check_kept(atoms: Iterable[Atom]) -> None:
+    """Refuse, for a run kept in a store, an atom made from a task with `persist_result=False`:
+    a kept atoms run keeps what each atom returned (the atoms after it require it, its revert
+    receives it, a resume starts from it), so it cannot leave that result out."""
+    from reflow.task.decorator import Task as FlowTask
+
+    for atom in atoms:
+        made_from = getattr(atom, "_execute", None)
+        if isinstance(made_from, FlowTask) and made_from.persist_result is False:
+            raise ValueError(
+                f"atom {atom.name} is a task with persist_result=False, and this atoms run is "
+                "kept in a store (runs=): a kept atoms run keeps what each atom returned (the "
+                "atoms after it require it, its revert receives it, a resume starts from it). "
+                "Add the task as task.with_options(persist_result=None), or run the atoms "
+                "flow in memory (no runs=)"
+            )

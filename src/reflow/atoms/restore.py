@@ -25,7 +25,7 @@ import logging
 from typing import Any
 
 from reflow._ids import new_id
-from reflow.atoms.atom import Atom
+from reflow.atoms.atom import Atom, check_kept
 from reflow.atoms.compile import FlowError, Node, compile_flow
 from reflow.atoms.engine import WrappedFailure, _Engine
 from reflow.atoms.failure import Failure
@@ -64,6 +64,7 @@ def resume(
     if recorded.state == "Failed":
         _raise_failures(recorded)
     nodes = compile_flow(flow, recorded.store)
+    check_kept(node.atom for node in nodes)
     _check_same_flow(flow, nodes, recorded)
     chosen = InlineExecutor() if executor is None else check_executor(executor)
     engine = _Engine(

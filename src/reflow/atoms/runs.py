@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reflow.atoms.atom import Atom
+from reflow.atoms.atom import Atom, check_kept
 from reflow.atoms.compile import compile_flow
 from reflow.atoms.engine import _Engine
 from reflow.atoms.patterns import Pattern
@@ -56,6 +56,8 @@ def run(
     if run_key is not None and (not isinstance(run_key, str) or not run_key):
         raise TypeError(f"run_key is a non-empty str, got {run_key!r}")
     keeper = keeper_for(runs)
+    if keeper is not None:
+        check_kept(node.atom for node in nodes)
     if run_key is not None and keeper is None:
         raise ValueError(
             "run_key= finds the earlier run in a store, and runs= gives none (REFLOW_STORE is "

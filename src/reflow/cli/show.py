@@ -115,7 +115,8 @@ def show(run: RunArg, as_json: JsonOpt = False, store: StoreOpt = None) -> None:
         if value:
             facts.add_row(label, escape(str(value)))
     if record.state_type == "COMPLETED":
-        facts.add_row("result", escape(result_text(record.result)))
+        kept = record.result is not None  # else persist_result=False, or it could not be
+        facts.add_row("result", escape(result_text(record.result)) if kept else "not kept")
     if record.error:
         facts.add_row("error", f"[red]{escape(record.error)}[/]")
     console.print(facts)

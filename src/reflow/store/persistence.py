@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reflow.flow.persistence import StoredCall
+from reflow.states import NOT_KEPT
 from reflow.store.base import SQLStore
 from reflow.store.claims import take_over
 from reflow.store.fencing import RunTakenOver
@@ -118,15 +119,20 @@ class StorePersistence:
 
     def completed(self, flow_run_id: str, key: str) -> StoredCall | None:
         record = self._completed.get(flow_run_id, {}).get(key)
-        if record is None or record.result is None:
+        if record is None:
             return None
-        return StoredCall(record.id, self.codec.decode(record.result), record.attempts)
+        encoded = record.result  # None: not kept (persist_result=False, or not storable)
+        result = NOT_KEPT if encoded is None else self.codec.decode(encoded)
+        return StoredCall(record.id, result, record.attempts)
 
     def by_run_key(self, run_key: str) -> tuple[str, str, Any, str | None] | None:
         record = self.store.flow_run_by_key(run_key)
         if record is None:
             return None
-        result = self.codec.decode(record.result) if record.result is not None else None
+        if record.result is not None:
+            result = self.codec.decode(record.result)
+        else:  # a completed run's result that was not kept
+            result = NOT_KEPT if record.state_type == "COMPLETED" else None
         return record.id, record.state, result, record.error
 
     def keep_tries(self, flow_run_id: str, controller: str, tries: list[Any]) -> None:

@@ -96,6 +96,7 @@ class Recorder:
         `reflow.store.atoms`."""
         self.holds = Holds()
         """The runs this process holds, by epoch: every write of theirs is fenced by it."""
+        self._told: set[tuple[str, str]] = set()  # tasks and flows whose results cannot be kept
 
     def track(self, flow_run_id: str, root_id: str | None = None, *, listen: bool = True) -> None:
         """Record this flow run from now on (its task runs and subflows with it). `listen=False`:
@@ -163,8 +164,11 @@ class Recorder:
                 tracked[event.run_id] = tracked[event.parent_id or ""]  # a subflow
         state = event.state
         # A result is encoded as the run completes, in the run's thread: what is stored is the
-        # value as it was returned, not as later code may have changed it.
-        encoded = self._encode(state.data) if state.type is _COMPLETED else None
+        # value as it was returned, not as later code may have changed it. A run that keeps
+        # no result (persist_result=False) has none encoded: nothing of it reaches the store.
+        encoded = None
+        if state.type is _COMPLETED and event.run.persist_result is not False:
+            encoded = self._encode(state.data, event.run)
         self._pending.append((event, encoded))
         if not self._wake.is_set():
             self._wake.set()
@@ -377,8 +381,8 @@ class Recorder:
     ) -> FlowRunRecord:
         """The flow run's record as of `state` (`encoded`: its result, when it completed)."""
         created = flow_run.states[0].timestamp if flow_run.states else state.timestamp
-        if encoded is None and state.is_completed():
-            encoded = self._encode(state.data)
+        if encoded is None and state.is_completed() and flow_run.persist_result is not False:
+            encoded = self._encode(state.data, flow_run)
         return FlowRunRecord(
             id=flow_run.id,
             name=flow_run.name,
@@ -394,14 +398,30 @@ class Recorder:
             error=_error(state),
         )
 
-    def _encode(self, value: Any) -> Encoded | None:
+    def _encode(self, value: Any, run: Any) -> Encoded | None:
         try:
             return self.codec.encode(value)
         except Exception as exc:  # unpicklable: the run is recorded, its result cannot be
-            logger.warning(
-                "reflow: a result cannot be stored (%s); its run is kept without it", exc
-            )
+            self._cannot_keep(run, exc)
             return None
+
+    def _cannot_keep(self, run: Any, exc: Exception) -> None:
+        """Say (once per task or flow, in this process) that a result is not kept, what that
+        means for a resume, and how to say it is meant."""
+        task = getattr(run, "task_name", None)
+        kind, name = ("task", task) if task is not None else ("flow", run.name)
+        if (kind, name) in self._told:
+            return
+        self._told.add((kind, name))
+        logger.warning(
+            "reflow: a result of %s %s cannot be kept in the store (%s: %s): its run is kept "
+            "without it, and a resume of its flow run runs the call again where the value is "
+            "needed. If the %s returns what is not meant to be stored (an open connection, a "
+            "handle, a value too large or too private to keep), give it @%s(persist_result="
+            "False): its results are then never written, and this is not reported. Later "
+            "results of %s %s that cannot be kept are not reported either",
+            kind, name, type(exc).__name__, exc, kind, kind, kind, name,
+        )  # fmt: skip
 
 
 def task_row(run: Any, state: Any, encoded: Encoded | None) -> tuple[Any, ...]:

@@ -168,10 +168,14 @@ def cancellable(record: FlowRunRecord) -> bool:
     return record.state_type not in ("COMPLETED", "FAILED", "CANCELLED")
 
 
+NOT_KEPT_NOTE = "not kept in the store (persist_result=False, or a value that cannot be stored)"
+"""What a completed run's result is shown as when the store has none."""
+
+
 def result_view(encoding: str | None, blob: bytes | None, size: int) -> tuple[Any, str | None]:
     """(value shown, or a note saying what it is instead)."""
     if encoding is None:
-        return None, None
+        return None, NOT_KEPT_NOTE
     if encoding.startswith(PREFIX):
         return None, f"kept in a file ({encoding.removeprefix(PREFIX)}): not shown here"
     if encoding != "json":
