@@ -9,6 +9,9 @@ its value is needed, and only there.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -24,6 +27,8 @@ from reflow.store import PostgresStore, SQLiteStore
 from reflow.store.cache import default_cache
 from reflow.task import INPUTS
 from reflow.task.cache import DEFAULT_CACHE_STORE
+
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(autouse=True)
@@ -152,6 +157,37 @@ def test_a_resume_runs_a_direct_call_again_and_reuses_the_kept_ones(store: Any) 
         "report-0": "Completed",
     }  # fmt: skip
     assert runs["connect-0"].result is None
+
+
+def test_another_process_resumes_a_run_whose_results_were_not_kept(tmp_path: Path) -> None:
+    database, side = tmp_path / "runs.db", tmp_path / "side.txt"
+    env = dict(
+        os.environ, UNKEPT_DB=str(database), UNKEPT_SIDE=str(side), UNKEPT_FAIL="1",
+        PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    )  # fmt: skip
+    first = subprocess.run(
+        [sys.executable, "-c", "import unkept_flow; print(unkept_flow.nightly.run().id)"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    run_id = first.stdout.split()[-1]
+    del env["UNKEPT_FAIL"]
+    resumed = subprocess.run(
+        [sys.executable, "-c", f"import reflow; print(reflow.resume({run_id!r}, "
+         f"{str(database)!r}).result())"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+
+    assert resumed.stdout.split()[-2:] == ["72", "bytes"]  # 12 + 24 + 36
+    by_process: dict[str, list[str]] = {}
+    for line in side.read_text().splitlines():
+        pid, what = line.split(" ", 1)
+        by_process.setdefault(pid, []).append(what)
+    ran_first, ran_again = by_process.values()
+    assert sorted(ran_first) == ["connect", "load 0", "load 1", "load 2", "report", "size",
+                                 "size", "size"]  # fmt: skip
+    assert ran_again == ["connect", "report"]  # the sizes were kept: no load is needed
+    data = b"".join(p.read_bytes() for p in tmp_path.rglob("runs.db*") if p.is_file())
+    assert b"UNKEPT-PART-" not in data
 
 
 def test_a_submitted_call_not_kept_runs_again_only_where_its_value_is_needed(
