@@ -14,6 +14,7 @@ from reflow.states import (
     StateError,
     StateType,
     new_state,
+    state_filter,
 )
 
 EXPECTED_TYPES = {
@@ -197,3 +198,24 @@ def test_repr() -> None:
         "State(Failed, message='boom', exception=ValueError('x'))"
     )
     assert repr(states.Pending()) == "State(Pending)"
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("timedout", ("FAILED", "TimedOut")),
+        ("Skipped", ("COMPLETED", "Skipped")),
+        ("FAILED", ("FAILED", None)),
+        ("Failed", ("FAILED", None)),  # a name that is also a type's: the whole type
+        ("paused", ("PAUSED", None)),
+    ],
+)
+def test_a_state_filter_is_a_type_or_a_state_name_in_any_case(
+    text: str, meant: tuple[str, str | None]
+) -> None:
+    assert state_filter(text) == meant
+
+
+def test_a_state_filter_that_names_no_state_lists_the_states() -> None:
+    with pytest.raises(ValueError, match=r"'Sleepy' is not a state; the states are .*Cached"):
+        state_filter("Sleepy")

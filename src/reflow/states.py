@@ -57,6 +57,25 @@ STATE_TYPES: dict[str, StateType] = {
 }
 """Every state name and its type."""
 
+FINAL_TYPE_NAMES = frozenset(kind.value for kind in FINAL_TYPES)
+"""The final types as stored (`"FAILED"`): a stored run in one has ended (a Crashed one may
+still be resumed)."""
+
+
+def state_filter(text: str) -> tuple[str, str | None]:
+    """(state type, state name or None) that a filter such as `reflow runs ls --state` means:
+    a state name (`Failed`, any case) keeps that state, a type (`FAILED`) every state of it."""
+    if text.upper() in StateType.__members__:
+        return text.upper(), None
+    names = {name.lower(): name for name in STATE_TYPES}
+    if text.lower() in names:
+        name = names[text.lower()]
+        return STATE_TYPES[name].name, name
+    raise ValueError(
+        f"{text!r} is not a state; the states are {', '.join(sorted(STATE_TYPES))} "
+        f"and their types {', '.join(StateType.__members__)}"
+    )
+
 
 class StateError(RuntimeError):
     """`state.result()` was asked of a state that has no result (not final, or cancelled)."""

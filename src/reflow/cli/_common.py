@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,9 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+
+from reflow.humanize import seconds as seconds  # shown by every command
+from reflow.humanize import when as when
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -256,29 +258,6 @@ def styled_state(name: str, state_type: str) -> str:
     if name == "Skipped":
         style = "dim green"
     return f"[{style}]{name}[/]" if style else name
-
-
-def when(timestamp: float | None) -> str:
-    """`2026-11-23 09:00:01`, local time."""
-    if timestamp is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-def seconds(value: float | None) -> str:
-    """`4 ms`, `0.42 s`, `12.3 s`, `4m05s`, `2h10m`."""
-    if value is None:
-        return "-"
-    if value < 0.1:
-        return f"{value * 1000:.0f} ms"
-    if value < 10:
-        return f"{value:.2f} s"
-    if value < 60:
-        return f"{value:.1f} s"
-    minutes, rest = divmod(int(value), 60)
-    if minutes < 60:
-        return f"{minutes}m{rest:02d}s"
-    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 # -- stopping on a signal ----------------------------------------------------------------------

@@ -24,8 +24,9 @@ from rich.tree import Tree
 
 from reflow import events
 from reflow.cli._common import seconds, styled_state
+from reflow.states import FINAL_TYPE_NAMES
 
-FINAL = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+FINAL = FINAL_TYPE_NAMES
 SHOWN_PER_MAP = 6
 
 

@@ -3,12 +3,13 @@ stored runs, results and failures are shown."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import typer
 
+from reflow import states
 from reflow.cli._common import UsageError
+from reflow.humanize import run_duration
 
 RunArg = Annotated[
     str,
@@ -19,14 +20,11 @@ RunArg = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON, for programs.")]
-FINAL_TYPES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 
 
 def duration(record: Any) -> float | None:
     """Seconds from its start to its end (to now, for a run that has not ended)."""
-    if record.state_type not in FINAL_TYPES:
-        return time.time() - float(record.created)
-    return float(record.updated - record.created)
+    return run_duration(float(record.created), float(record.updated), record.state_type)
 
 
 def flow_json(record: Any) -> dict[str, Any]:
@@ -70,13 +68,7 @@ def failure_text(failure: dict[str, Any] | None) -> str | None:
 
 def state_filter(state: str) -> tuple[str, str | None]:
     """(state type to ask the store for, state name to keep) for `--state`."""
-    from reflow.states import STATE_TYPES, StateType
-
-    if state.upper() in StateType.__members__:
-        return state.upper(), None
-    names = {name.lower(): name for name in STATE_TYPES}
-    if state.lower() in names:
-        name = names[state.lower()]
-        return STATE_TYPES[name].name, name
-    known = ", ".join(sorted(STATE_TYPES))
-    raise UsageError(f"--state {state!r}: not a state; the states are {known}")
+    try:
+        return states.state_filter(state)
+    except ValueError as error:
+        raise UsageError(f"--state {error}") from None

@@ -25,9 +25,10 @@ from reflow.cli._common import (
     when,
 )
 from reflow.cli.prune import prune
-from reflow.cli.records import FINAL_TYPES, JsonOpt, RunArg, duration, flow_json, state_filter
+from reflow.cli.records import JsonOpt, RunArg, duration, flow_json, state_filter
 from reflow.cli.run import StoreOpt, execute, finish
 from reflow.cli.show import show
+from reflow.states import FINAL_TYPE_NAMES as FINAL_TYPES
 
 app = typer.Typer(
     name="runs",

@@ -19,7 +19,6 @@ from reflow.cli._common import (
     when,
 )
 from reflow.cli.records import (
-    FINAL_TYPES,
     JsonOpt,
     RunArg,
     duration,
@@ -28,6 +27,7 @@ from reflow.cli.records import (
     result_text,
 )
 from reflow.cli.run import StoreOpt
+from reflow.states import FINAL_TYPE_NAMES as FINAL_TYPES
 
 
 def _task_seconds(task: Any) -> float | None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from reflow import states
 from reflow.store.base import SQLStore
 from reflow.store.control import Refused, check_resumable
 from reflow.store.files import PREFIX
@@ -52,20 +53,12 @@ def clean_id(text: str, what: str = "flow run") -> str:
 def state_filter(state: str | None) -> tuple[str | None, str | None]:
     """(state type, state name) to filter by, from a state (`Failed`) or a type (`FAILED`),
     as `reflow runs ls --state` takes it."""
-    from reflow.states import STATE_TYPES, StateType
-
     if not state:
         return None, None
-    if state.upper() in StateType.__members__:
-        return state.upper(), None
-    names = {name.lower(): name for name in STATE_TYPES}
-    if state.lower() in names:
-        name = names[state.lower()]
-        return STATE_TYPES[name].name, name
-    raise BadRequest(
-        f"state {state!r} is not a state; the states are {', '.join(sorted(STATE_TYPES))} "
-        f"and their types {', '.join(StateType.__members__)}"
-    )
+    try:
+        return states.state_filter(state)
+    except ValueError as error:
+        raise BadRequest(f"state {error}") from None
 
 
 # -- runs ----------------------------------------------------------------------------------------
