@@ -339,3 +339,45 @@ def test_a_paused_run_is_resumed_from_another_process(tmp_path: Path) -> None:
     assert [name for name, _ in marks] == ["prepare", "approve", "pay"]
     assert marks[0][1] != str(os.getpid())  # prepared in the child, not run again here
     assert {pid for _, pid in marks[1:]} == {str(os.getpid())}  # approved and paid here
+
+
+def test_a_resumed_run_keeps_the_states_of_reused_calls(tmp_path: Path) -> None:
+    """A call that ended Skipped in an earlier process is reused as Skipped, not as Completed:
+    a downstream that runs only after the resume still skips with it."""
+    ran: list[str] = []
+
+    @task
+    def lookup(member: str) -> str:
+        ran.append("lookup")
+        raise reflow.Skip(f"{member} already posted")
+
+    @task
+    def approve(note: str) -> str:
+        ran.append("approve")
+        if not reflow.get_run_context().task_run.resumed:  # type: ignore[union-attr]
+            raise reflow.Pause("approve the reminders")
+        return note
+
+    @task
+    def remind(note: str) -> str:
+        ran.append("remind")
+        return f"reminded: {note}"
+
+    @flow(store=str(tmp_path / "runs.db"), reference_tasks=[])
+    def standup(member: str) -> str:
+        note = lookup.submit(member)
+        approve("go")
+        reminder = remind.submit(note)
+        reminder.wait()
+        return reminder.state.name
+
+    paused = standup.run("ana")
+    assert paused.state.is_paused()
+    assert ran == ["lookup", "approve"]
+
+    state = standup.resume(paused.id)
+    assert state.result() == "Skipped"  # remind skipped with its upstream, after the resume
+    assert ran == ["lookup", "approve", "approve"]  # lookup reused, remind never ran
+    with SQLiteStore(tmp_path / "runs.db") as store:
+        by_key = {t.key: t.state for t in store.task_runs(paused.id)}
+    assert by_key == {"lookup-0": "Skipped", "approve-0": "Completed", "remind-0": "Skipped"}

@@ -314,7 +314,7 @@ class Engine:
                 "; its result was not kept (persist_result=False, or a value that cannot be "
                 "stored), so the call runs again where its value is needed"
             )
-        run.states.append(Completed(stored.result, message=message))
+        run.states.append(new_state(stored.state, data=stored.result, message=message))
         self.flow_run.runs_by_key[key] = run
         return run
 

@@ -20,6 +20,8 @@ class StoredCall:
     result: Any
     """Its value; `reflow.states.NOT_KEPT` when the store did not keep it."""
     attempts: int
+    state: str = "Completed"
+    """The name of the state it ended in (Completed, Cached, Skipped, ...)."""
 
 
 class Persistence(Protocol):

@@ -123,7 +123,7 @@ class StorePersistence:
             return None
         encoded = record.result  # None: not kept (persist_result=False, or not storable)
         result = NOT_KEPT if encoded is None else self.codec.decode(encoded)
-        return StoredCall(record.id, result, record.attempts)
+        return StoredCall(record.id, result, record.attempts, record.state)
 
     def by_run_key(self, run_key: str) -> tuple[str, str, Any, str | None] | None:
         record = self.store.flow_run_by_key(run_key)
