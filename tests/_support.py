@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+
+POSTGRES_URL = os.environ.get("REFLOW_TEST_POSTGRES_URL")
+"""The PostgreSQL server tests use (CI sets it; there a server that does not answer fails)."""
+
+
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """For a fixture: a URL whose connections live in a fresh schema, dropped afterwards; the
+    test is skipped, saying why, when REFLOW_TEST_POSTGRES_URL is not set."""
+    if not POSTGRES_URL:
+        pytest.skip("REFLOW_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against")
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 class Script:

@@ -8,28 +8,14 @@ kills its own process without any cleanup.
 from __future__ import annotations
 
 import os
-import sqlite3
-import time
+
+from recorded import wait_recorded  # type: ignore[import-not-found]
 
 from reflow import flow, task
 
 
 def _wait_recorded(key: str) -> None:
-    deadline = time.monotonic() + 20
-    database = os.environ["CRASH_DB"]
-    while time.monotonic() < deadline:
-        try:
-            conn = sqlite3.connect(database)
-            row = conn.execute(
-                "SELECT state FROM reflow_task_runs WHERE call_key = ?", (key,)
-            ).fetchone()
-            conn.close()
-        except sqlite3.Error:
-            row = None
-        if row is not None and row[0] == "Completed":
-            return
-        time.sleep(0.01)
-    raise TimeoutError(f"{key} was never recorded")
+    wait_recorded(os.environ["CRASH_DB"], key)
 
 
 @task

@@ -9,29 +9,14 @@ task a ProcessExecutor ships to a worker process: it calls the flow `inner` ther
 from __future__ import annotations
 
 import os
-import sqlite3
-import time
 from pathlib import Path
 
 from reflow import flow, task
+from tests.store.recorded import wait_recorded
 
 
 def _wait_recorded(key: str) -> None:
-    deadline = time.monotonic() + 20
-    database = Path(os.environ["REFLOW_HOME"]) / "reflow.db"
-    while time.monotonic() < deadline:
-        try:
-            conn = sqlite3.connect(database)
-            row = conn.execute(
-                "SELECT state FROM reflow_task_runs WHERE call_key = ?", (key,)
-            ).fetchone()
-            conn.close()
-        except sqlite3.Error:
-            row = None
-        if row is not None and row[0] == "Completed":
-            return
-        time.sleep(0.01)
-    raise TimeoutError(f"{key} was never recorded")
+    wait_recorded(Path(os.environ["REFLOW_HOME"]) / "reflow.db", key)
 
 
 @task

@@ -3,7 +3,6 @@ a client of the dashboard over them."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +15,10 @@ from typer.testing import CliRunner
 import reflow.logging
 from reflow.cli import app as cli
 from reflow.ui import create_app
+from tests._support import postgres_schema
 
 HERE = Path(__file__).parent
 FLOWS = HERE / "flows.py"
-POSTGRES_URL = os.environ.get("REFLOW_TEST_POSTGRES_URL")
 BASE = "http://127.0.0.1:8400"
 
 
@@ -55,19 +54,7 @@ def sqlite_store(tmp_path: Path) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose connections live in a fresh schema, dropped afterwards."""
-    if not POSTGRES_URL:
-        pytest.skip("REFLOW_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against")
-    import psycopg
-
-    name = f"reflow_ui_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f"CREATE SCHEMA {name}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{name}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"DROP SCHEMA {name} CASCADE")
+    yield from postgres_schema("reflow_ui")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
