@@ -9,10 +9,11 @@ runs (their table and timeline) and log lines are read a page at a time.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from reflow.store.control import Refused
@@ -88,17 +89,34 @@ def _until(record: FlowRunRecord) -> float:
     return record.updated if record.state_type in FINAL_TYPES else time.time()
 
 
-def _run_context(
-    request: Request,
-    run_id: str,
-    *,
-    page: int,
-    state: str | None,
-    group: str | None,
-    retried: bool,
-    log_task: str | None,
-    logs_before: int | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """What a run page shows of its run: the timeline's page and filters, the logs' task and
+    position (the page and its live fragment take the same query)."""
+
+    page: int
+    state: str | None
+    group: str | None
+    retried: bool
+    log_task: str | None
+    logs_before: int | None
+
+
+def run_view(
+    page: Page = 1,
+    state: Text = None,
+    group: Text = None,
+    retried: bool = False,
+    log_task: Text = None,
+    logs_before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+) -> RunView:
+    """The run page's query parameters (a FastAPI dependency)."""
+    return RunView(page, state, group, retried, log_task, logs_before)
+
+
+def _run_context(request: Request, run_id: str, view: RunView) -> dict[str, Any]:
+    page, state, group, retried = view.page, view.state, view.group, view.retried
+    log_task, logs_before = view.log_task, view.logs_before
     board = _board(request)
     store = board.store
     record = data.get_run(store, run_id)
@@ -189,50 +207,17 @@ def _state_matches(name: str, state_type: str, state: str | None) -> bool:
 def run_page(
     request: Request,
     run_id: str,
-    page: Page = 1,
-    state: Text = None,
-    group: Text = None,
-    retried: bool = False,
-    log_task: Text = None,
-    logs_before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    view: Annotated[RunView, Depends(run_view)],
     notice: Text = None,
     error: Text = None,
 ) -> Any:
-    context = _run_context(
-        request,
-        run_id,
-        page=page,
-        state=state,
-        group=group,
-        retried=retried,
-        log_task=log_task,
-        logs_before=logs_before,
-    )
+    context = _run_context(request, run_id, view)
     return _html(request, "run.html", notice=notice, error=error, **context)
 
 
 @router.get("/fragments/runs/{run_id}", response_class=HTMLResponse)
-def run_fragment(
-    request: Request,
-    run_id: str,
-    page: Page = 1,
-    state: Text = None,
-    group: Text = None,
-    retried: bool = False,
-    log_task: Text = None,
-    logs_before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-) -> Any:
-    context = _run_context(
-        request,
-        run_id,
-        page=page,
-        state=state,
-        group=group,
-        retried=retried,
-        log_task=log_task,
-        logs_before=logs_before,
-    )
-    return _html(request, "_run_body.html", **context)
+def run_fragment(request: Request, run_id: str, view: Annotated[RunView, Depends(run_view)]) -> Any:
+    return _html(request, "_run_body.html", **_run_context(request, run_id, view))
 
 
 def _after_action(run_id: str, *, notice: str | None = None, error: str | None = None) -> Any:
