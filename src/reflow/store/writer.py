@@ -269,21 +269,24 @@ class Recorder:
         try:
             self._write(batch, logs, begun, final, atoms)
         except Exception as exc:  # never silent: logged, kept, and told at the end
-            self._record_failure(batch + atoms, logs, begun, exc)
+            self._record_failure(batch, logs, begun, exc, atoms)
 
     def _record_failure(
-        self, batch: list[Any], logs: list[LogRecord], begun: list[Begun], exc: BaseException
+        self,
+        batch: list[tuple[events.StateChange, Encoded | None]],
+        logs: list[LogRecord],
+        begun: list[Begun],
+        exc: BaseException,
+        atoms: list[tuple[Any, ...]],
     ) -> None:
         self.errors.append(exc)
         logger.exception(
             "reflow: writing %d state change(s) and %d log record(s) to the store failed",
-            len(batch) + len(begun), len(logs),
+            len(batch) + len(atoms) + len(begun), len(logs),
         )  # fmt: skip
         tracked = self._tracked
-        ids = [  # (event, encoded) pairs, and atom changes (their atoms run's id first)
-            (item[0].run_id, item[0].parent_id or "") if len(item) == 2 else (item[0], "")
-            for item in batch
-        ]
+        ids = [(event.run_id, event.parent_id or "") for event, _ in batch]
+        ids += [(change[0], "") for change in atoms]  # an atom change: its atoms run's id first
         ids += [(r.flow_run_id, "") for r in logs]
         ids += [(b.run.id, b.run.parent_id or "") for b in begun]
         for run_id, parent_id in ids:
