@@ -22,7 +22,9 @@ def work(i: int) -> int:
     if str(i) == os.environ.get("VICTIM"):
         marker = side.with_suffix(".victim")
         if not marker.exists():
-            marker.write_text(str(os.getpid()))
+            partial = marker.with_suffix(".partial")
+            partial.write_text(str(os.getpid()))
+            partial.rename(marker)  # whole at once: the test reads it as soon as it exists
             while True:  # hangs: the test kills this worker
                 time.sleep(0.05)
     return i * i
